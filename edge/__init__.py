@@ -1,0 +1,7 @@
+"""edge: a lean runtime for YOLO11 and DAMO-YOLO detectors on embedded devices."""
+from .detections import Detections
+from .detector import Detector
+from .errors import ContractError, EdgeError, ModelError
+
+__version__ = "0.1.0"
+__all__ = ["Detector", "Detections", "EdgeError", "ModelError", "ContractError", "__version__"]

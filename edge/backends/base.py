@@ -1,0 +1,35 @@
+"""The one interface every inference engine implements."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """Name, shape, dtype and (for integer tensors) quantization of one model tensor."""
+
+    name: str
+    shape: tuple
+    dtype: str
+    quant_scale: Optional[float] = None
+    quant_zero_point: int = 0
+
+
+class Backend(ABC):
+    """Loads one model file and runs it on one preprocessed tensor."""
+
+    name = "base"
+    inputs: list
+    outputs: list
+    metadata: dict  # key/value metadata stored in the model file (e.g. Ultralytics' ONNX metadata_props)
+
+    @abstractmethod
+    def run(self, tensor: np.ndarray) -> list:
+        """Run inference; return the outputs in the order of `self.outputs`."""
+
+    def close(self) -> None:
+        """Release the engine (optional)."""

@@ -1,0 +1,57 @@
+"""YOLO11 (Ultralytics Detect head) outputs: [1, 4+nc, N] cxcywh + class scores, or end2end [1, K, 6]."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _xywh_to_xyxy(xywh: np.ndarray) -> np.ndarray:
+    """(4, M) centre/size rows -> (M, 4) corners."""
+    cx, cy, w, h = xywh
+    half_w, half_h = w / 2, h / 2
+    return np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1).astype(np.float32)
+
+
+def decode_yolo11(
+    output: np.ndarray,
+    num_classes: int,
+    conf: float,
+    multi_label: bool = False,
+    input_size: tuple = (1.0, 1.0),
+) -> tuple:
+    """Candidates from a raw Detect output, as Ultralytics non_max_suppression selects them.
+
+    A candidate's score must be > conf. Single-label keeps each anchor's best class; multi-label keeps
+    every (anchor, class) pair above conf. `input_size` (w, h) scales normalized boxes to input pixels.
+    """
+    pred = output[0] if output.ndim == 3 else output
+    if pred.shape[0] != 4 + num_classes:
+        if pred.shape[1] != 4 + num_classes:
+            raise ValueError(f"YOLO11 output {output.shape} has no axis of size 4+{num_classes}")
+        pred = pred.T
+    cls = pred[4:]
+    if multi_label:
+        class_ids, anchors = np.nonzero(cls > conf)
+        scores = cls[class_ids, anchors]
+    else:
+        best = cls.max(axis=0)
+        anchors = np.flatnonzero(best > conf)
+        scores = best[anchors]
+        class_ids = cls[:, anchors].argmax(axis=0)
+    boxes = _xywh_to_xyxy(pred[:4, anchors])
+    if input_size != (1.0, 1.0):
+        boxes[:, 0::2] *= input_size[0]
+        boxes[:, 1::2] *= input_size[1]
+    return boxes, scores.astype(np.float32), class_ids.astype(np.int64)
+
+
+def decode_yolo11_end2end(output: np.ndarray, conf: float, input_size: tuple = (1.0, 1.0)) -> tuple:
+    """Detections of an `nms=True` / end2end export: rows (x1, y1, x2, y2, score, class), NMS already done."""
+    rows = output.reshape(-1, output.shape[-1])
+    if rows.shape[1] != 6:
+        raise ValueError(f"end2end output must have 6 values per row, got shape {output.shape}")
+    rows = rows[rows[:, 4] > conf]
+    boxes = rows[:, :4].astype(np.float32)
+    if input_size != (1.0, 1.0):
+        boxes[:, 0::2] *= input_size[0]
+        boxes[:, 1::2] *= input_size[1]
+    return boxes, rows[:, 4].astype(np.float32), rows[:, 5].astype(np.int64)

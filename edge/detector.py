@@ -1,0 +1,162 @@
+"""Detector: model file or bundle -> backend + preprocess + decode + NMS -> Detections in frame pixels."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import replace
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .autodetect import infer_contract
+from .backends import Backend, open_backend
+from .bundle import is_bundle, read_bundle
+from .contract import Contract
+from .decode import decode_damo_yolo, decode_damo_yolo_head, decode_yolo11, decode_yolo11_end2end
+from .detections import Detections
+from .errors import ContractError, ModelError
+from .nms import non_max_suppression
+from .preprocess import Preprocessor
+
+
+class Detector:
+    """Runs one detection model on BGR frames: `Detector.load(path)(frame) -> Detections`."""
+
+    def __init__(self, backend: Backend, contract: Contract, conf: Optional[float] = None, iou: Optional[float] = None,
+                 max_det: Optional[int] = None, multi_label: Optional[bool] = None, agnostic: bool = False,
+                 clip: bool = True, model_path: str = ""):
+        _check_contract(backend, contract, model_path)
+        self.backend = backend
+        self.contract = contract
+        self.model_path = model_path
+        defaults = contract.postprocess
+        self.conf = defaults.conf if conf is None else float(conf)
+        self.iou = defaults.iou if iou is None else float(iou)
+        self.max_det = defaults.max_det if max_det is None else int(max_det)
+        self.multi_label = defaults.multi_label if multi_label is None else bool(multi_label)
+        self.agnostic = agnostic
+        self.clip = clip
+        self.names = contract.names
+        self.preprocess = Preprocessor(contract.input)
+        self._dequantizers = [_Dequantizer(o) for o in backend.outputs]
+        self.timing_ms = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
+
+    @classmethod
+    def load(cls, path: str, *, family: Optional[str] = None, names: Optional[Sequence[str]] = None,
+             backend: Optional[str] = None, providers: Optional[Sequence[str]] = None, threads: Optional[int] = None,
+             verify: bool = True, **thresholds) -> "Detector":
+        """Open a bundle directory, a manifest.json, or a raw .onnx/.tflite file (contract inferred)."""
+        path = str(path)
+        if not os.path.exists(path):
+            raise ModelError(f"{path}: no such file or directory")
+        if is_bundle(path):
+            model_path, contract, _ = read_bundle(path, verify=verify)
+            if names is not None:
+                contract = contract.with_names(names)
+            engine = open_backend(model_path, backend, providers=providers, threads=threads)
+        elif os.path.isdir(path):
+            raise ModelError(f"{path}: a directory but not a bundle (no manifest.json)")
+        else:
+            model_path = path
+            engine = open_backend(model_path, backend, providers=providers, threads=threads)
+            contract = infer_contract(model_path, engine, family=family, names=tuple(names) if names else None)
+        return cls(engine, contract, model_path=model_path, **thresholds)
+
+    def __call__(self, frame: np.ndarray) -> Detections:
+        """Detect objects in one BGR uint8 frame; boxes come back in that frame's pixels."""
+        t0 = time.perf_counter()
+        tensor, transform = self.preprocess(frame)
+        t1 = time.perf_counter()
+        outputs = self.backend.run(tensor)
+        t2 = time.perf_counter()
+        boxes, scores, class_ids = self.candidates(outputs)
+        keep = self.select(boxes, scores, class_ids)
+        xyxy = transform.boxes_to_frame(boxes[keep], clip=self.clip)
+        detections = Detections.from_arrays(xyxy, scores[keep], class_ids[keep], self.names)
+        t3 = time.perf_counter()
+        self.timing_ms = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}
+        return detections
+
+    detect = __call__
+
+    def candidates(self, outputs: list) -> tuple:
+        """Raw outputs -> (boxes xyxy in input pixels, scores, class ids) above the confidence threshold."""
+        outputs = [dq(o) for dq, o in zip(self._dequantizers, outputs)]
+        decode = self.contract.decode
+        size = (self.contract.input.width, self.contract.input.height) if decode.normalized else (1.0, 1.0)
+        if decode.format == "yolo11":
+            return decode_yolo11(outputs[0], len(self.names), self.conf, self.multi_label, size)
+        if decode.format == "yolo11-end2end":
+            return decode_yolo11_end2end(outputs[0], self.conf, size)
+        if decode.format == "damo-yolo":
+            return decode_damo_yolo(outputs[0], outputs[1], self.conf, self.multi_label)
+        scores, boxes = decode_damo_yolo_head(outputs[:3], outputs[3:], decode.strides, decode.reg_max)
+        return decode_damo_yolo(scores, boxes, self.conf, self.multi_label)
+
+    def select(self, boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
+        """Indices kept after NMS (end2end models already ran NMS in the graph)."""
+        if self.contract.decode.format == "yolo11-end2end":
+            order = np.argsort(-scores, kind="stable")
+            return order[: self.max_det]
+        return non_max_suppression(boxes, scores, class_ids, self.iou, self.max_det, self.agnostic)
+
+    def info(self) -> dict:
+        """The resolved contract and runtime settings, JSON-ready."""
+        c = self.contract
+        return {
+            "model": self.model_path,
+            "backend": self.backend.name,
+            "family": c.family,
+            "task": c.task,
+            "precision": c.precision,
+            "input": {**{k: getattr(c.input, k) for k in c.input.__dataclass_fields__},
+                      "shape": list(self.backend.inputs[0].shape)},
+            "outputs": [{"name": o.name, "shape": list(o.shape), "dtype": o.dtype,
+                         "quantization": {"scale": o.quant_scale, "zero_point": o.quant_zero_point} if o.quant_scale else None}
+                        for o in self.backend.outputs],
+            "decode": {"format": c.decode.format, "normalized": c.decode.normalized},
+            "postprocess": {"conf": self.conf, "iou": self.iou, "max_det": self.max_det,
+                            "multi_label": self.multi_label, "agnostic": self.agnostic},
+            "classes": len(c.names),
+            "names": list(c.names),
+            "metadata": c.metadata,
+        }
+
+    def with_thresholds(self, **thresholds) -> "Detector":
+        """A detector sharing this one's engine with other thresholds (e.g. eval settings)."""
+        settings = dict(conf=self.conf, iou=self.iou, max_det=self.max_det, multi_label=self.multi_label,
+                        agnostic=self.agnostic, clip=self.clip)
+        settings.update(thresholds)
+        return Detector(self.backend, self.contract, model_path=self.model_path, **settings)
+
+
+class _Dequantizer:
+    """Integer output -> float32 into a reused buffer: real = (q - zero_point) * scale."""
+
+    def __init__(self, info):
+        self.scale = info.quant_scale
+        self.zero_point = info.quant_zero_point
+        self._buffer = None
+
+    def __call__(self, q: np.ndarray) -> np.ndarray:
+        if not self.scale or q.dtype.kind == "f":
+            return q
+        if self._buffer is None or self._buffer.shape != q.shape:
+            self._buffer = np.empty(q.shape, np.float32)
+        np.subtract(q, self.zero_point, out=self._buffer, dtype=np.float32)
+        self._buffer *= np.float32(self.scale)
+        return self._buffer
+
+
+def _check_contract(backend: Backend, contract: Contract, where: str) -> None:
+    """The manifest must describe the tensors the engine really has."""
+    spec = contract.input
+    actual = backend.inputs[0]
+    expected = (1, 3, spec.height, spec.width) if spec.layout == "NCHW" else (1, spec.height, spec.width, 3)
+    if any(a != e for a, e in zip(actual.shape, expected) if a > 0) or len(actual.shape) != 4:
+        raise ContractError(f"{where}: manifest input {expected} does not match the model's {actual.shape}")
+    if actual.dtype != spec.dtype:
+        raise ContractError(f"{where}: manifest input dtype {spec.dtype} does not match the model's {actual.dtype}")
+    needed = {"yolo11": 1, "yolo11-end2end": 1, "damo-yolo": 2, "damo-yolo-head": 6}[contract.decode.format]
+    if len(backend.outputs) != needed:
+        raise ContractError(f"{where}: decoder {contract.decode.format} needs {needed} outputs, the model has {len(backend.outputs)}")

@@ -1,0 +1,129 @@
+"""Frame -> network tensor (letterbox or stretch, colour, layout, dtype) into a reused buffer.
+
+The converter imports this module for calibration, so calibration and inference see identical tensors.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .contract import InputSpec
+
+
+@dataclass(frozen=True)
+class FrameTransform:
+    """Where the frame landed in the input: input = frame * gain + pad."""
+
+    gain_x: float
+    gain_y: float
+    pad_x: int
+    pad_y: int
+    frame_width: int
+    frame_height: int
+
+    def boxes_to_frame(self, xyxy: np.ndarray, clip: bool = True) -> np.ndarray:
+        """Map (N, 4) input-pixel boxes back to frame pixels, in place, optionally clipped to the frame."""
+        xyxy[:, 0::2] -= self.pad_x
+        xyxy[:, 1::2] -= self.pad_y
+        xyxy[:, 0::2] /= self.gain_x
+        xyxy[:, 1::2] /= self.gain_y
+        if clip:
+            np.clip(xyxy[:, 0::2], 0, self.frame_width, out=xyxy[:, 0::2])
+            np.clip(xyxy[:, 1::2], 0, self.frame_height, out=xyxy[:, 1::2])
+        return xyxy
+
+
+def letterbox_geometry(frame_hw: tuple, input_hw: tuple) -> tuple:
+    """Ultralytics LetterBox(center=True, scaleup=True): (new_w, new_h, left, top, gain)."""
+    h0, w0 = frame_hw
+    h, w = input_hw
+    gain = min(h / h0, w / w0)
+    new_w, new_h = int(round(w0 * gain)), int(round(h0 * gain))
+    # Ultralytics rounds the half padding with a -0.1 bias, so an odd remainder goes to the bottom/right.
+    left = int(round((w - new_w) / 2 - 0.1))
+    top = int(round((h - new_h) / 2 - 0.1))
+    return new_w, new_h, left, top, gain
+
+
+def _value_table(spec: InputSpec) -> np.ndarray:
+    """Lookup table uint8 pixel -> input value, exact for every dtype (float /255 as Ultralytics computes it)."""
+    pixels = np.arange(256, dtype=np.float32)
+    if spec.pixel_scale == 1.0:
+        real = pixels
+    else:  # divide in float32 like `im /= 255`, so values are bit-identical to the reference
+        real = pixels / np.float32(round(1.0 / spec.pixel_scale))
+    if spec.dtype in ("uint8", "int8"):
+        if not spec.quant_scale:
+            raise ValueError(f"integer input {spec.name!r} needs a quantization scale")
+        info = np.iinfo(spec.dtype)
+        q = np.round(real / np.float32(spec.quant_scale)) + spec.quant_zero_point
+        return np.clip(q, info.min, info.max).astype(spec.dtype)
+    return real.astype(spec.dtype)
+
+
+class Preprocessor:
+    """Turns BGR uint8 frames into the model's input tensor, reusing one buffer across calls."""
+
+    def __init__(self, spec: InputSpec):
+        self.spec = spec
+        self._table = _value_table(spec)
+        shape = (1, 3, spec.height, spec.width) if spec.layout == "NCHW" else (1, spec.height, spec.width, 3)
+        self.tensor = np.empty(shape, dtype=self._table.dtype)
+        self._pad = self._table[np.full(3, spec.pad_value, np.uint8)]
+        self._geometry = None
+        self._resized = None
+
+    def __call__(self, frame: np.ndarray) -> tuple:
+        """Return (tensor, transform); the tensor is overwritten by the next call."""
+        frame = as_bgr(frame)
+        h0, w0 = frame.shape[:2]
+        spec = self.spec
+        if spec.resize == "letterbox":
+            new_w, new_h, left, top, _ = letterbox_geometry((h0, w0), (spec.height, spec.width))
+            # Map back with the per-axis ratio the resize really applied (rounding makes them differ slightly),
+            # as Ultralytics 8.4 predict does.
+            gain_x, gain_y = new_w / w0, new_h / h0
+        else:  # stretch: anisotropic scale, no offset (DAMO-YOLO)
+            new_w, new_h, left, top = spec.width, spec.height, 0, 0
+            gain_x, gain_y = spec.width / w0, spec.height / h0
+        geometry = (new_w, new_h, left, top)
+        if geometry != self._geometry:
+            self._reset_canvas(new_w, new_h)
+            self._geometry = geometry
+        if (new_w, new_h) != (w0, h0):
+            resized = cv2.resize(frame, (new_w, new_h), dst=self._resized, interpolation=cv2.INTER_LINEAR)
+        else:
+            resized = frame
+        pixels = resized[..., ::-1] if spec.color == "RGB" else resized
+        if spec.layout == "NCHW":
+            region = self.tensor[0, :, top:top + new_h, left:left + new_w]
+            pixels = pixels.transpose(2, 0, 1)
+        else:
+            region = self.tensor[0, top:top + new_h, left:left + new_w, :]
+        np.take(self._table, pixels, out=region, mode="clip")
+        return self.tensor, FrameTransform(gain_x, gain_y, left, top, w0, h0)
+
+    def _reset_canvas(self, new_w: int, new_h: int) -> None:
+        """Fill the padding once per frame geometry; later frames only overwrite the image region."""
+        if self.spec.layout == "NCHW":
+            self.tensor[0] = self._pad[:, None, None]
+        else:
+            self.tensor[0] = self._pad
+        self._resized = np.empty((new_h, new_w, 3), np.uint8)
+
+
+def as_bgr(frame: np.ndarray) -> np.ndarray:
+    """Accept BGR, grey or BGRA uint8 frames; reject anything else with a clear message."""
+    if not isinstance(frame, np.ndarray):
+        raise TypeError(f"frame must be a numpy array, got {type(frame).__name__}")
+    if frame.dtype != np.uint8:
+        raise ValueError(f"frame must be uint8 (BGR as cv2.imread gives), got {frame.dtype}")
+    if frame.ndim == 2 or (frame.ndim == 3 and frame.shape[2] == 1):
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    if frame.ndim == 3 and frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.shape[0] < 1 or frame.shape[1] < 1:
+        raise ValueError(f"frame must be HxWx3 BGR, got shape {frame.shape}")
+    return frame
