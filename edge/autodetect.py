@@ -4,10 +4,11 @@ from __future__ import annotations
 import ast
 import json
 import zipfile
+import zlib
 from typing import Optional
 
 from .backends.base import Backend
-from .contract import Contract, DecodeSpec, OutputSpec, family_defaults, family_input
+from .contract import FAMILIES, Contract, DecodeSpec, OutputSpec, family_defaults, family_input
 from .errors import ContractError
 from .names import COCO80, names_from_mapping
 
@@ -19,7 +20,7 @@ def ultralytics_metadata(path: str, backend: Backend) -> dict:
         for key, value in backend.metadata.items():
             try:
                 meta[key] = ast.literal_eval(value)
-            except (ValueError, SyntaxError, MemoryError, RecursionError):
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
                 meta[key] = value
         return meta
     if str(path).lower().endswith(".tflite"):
@@ -29,6 +30,8 @@ def ultralytics_metadata(path: str, backend: Backend) -> dict:
 
 def _tflite_appended_metadata(path: str) -> dict:
     """metadata.json (Ultralytics 8.3.2xx) or temp_meta.txt (older) in a zip appended to the flatbuffer."""
+    if not zipfile.is_zipfile(path):
+        return {}  # no archive appended (not an Ultralytics export): the caller needs --family/--names
     try:
         with zipfile.ZipFile(path) as archive:
             for member in ("metadata.json", "temp_meta.txt"):
@@ -43,7 +46,8 @@ def _tflite_appended_metadata(path: str) -> dict:
                     if not isinstance(meta, dict):
                         raise ContractError(f"{path}: appended {member} is not a key/value object")
                     return meta
-    except (zipfile.BadZipFile, OSError, EOFError, UnicodeDecodeError, ValueError, SyntaxError, NotImplementedError) as e:
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, UnicodeDecodeError, ValueError, TypeError, SyntaxError,
+            NotImplementedError, RecursionError, MemoryError) as e:
         if isinstance(e, ContractError):
             raise
         raise ContractError(f"{path}: the metadata appended to this TFLite file is corrupt ({type(e).__name__}); "
@@ -55,7 +59,14 @@ def infer_contract(path: str, backend: Backend, family: Optional[str] = None, na
     """Work out family, pixel convention, decoder and class names from the file and its tensors."""
     if len(backend.inputs) != 1:
         raise ContractError(f"{path}: expected one input tensor, the model has {len(backend.inputs)}")
-    meta = ultralytics_metadata(path, backend)
+    if family is not None and family not in FAMILIES:
+        raise ContractError(f"unknown family {family!r}; expected one of {', '.join(FAMILIES)}")
+    try:
+        meta = ultralytics_metadata(path, backend)
+    except ContractError:
+        if family is None or names is None:
+            raise
+        meta = {}  # corrupt metadata, but the caller supplied everything it would have told us
     if meta.get("task") not in (None, "detect"):
         raise ContractError(f"{path}: task {meta.get('task')!r} is not supported; only detection models run here")
     outputs = tuple(OutputSpec(o.name, o.shape, o.dtype, o.quant_scale, o.quant_zero_point) for o in backend.outputs)
@@ -105,8 +116,9 @@ def _input_geometry(path: str, shape: tuple, meta: dict) -> tuple:
         raise ContractError(f"{path}: input shape {shape} has no 3-channel axis")
     if height <= 0 or width <= 0:  # dynamic axes: take the export size from the metadata
         imgsz = meta.get("imgsz")
-        if not (isinstance(imgsz, (list, tuple)) and len(imgsz) == 2):
-            raise ContractError(f"{path}: input size is dynamic and the file does not record one; re-export with a fixed size")
+        if not (isinstance(imgsz, (list, tuple)) and len(imgsz) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 8192 for v in imgsz)):
+            raise ContractError(f"{path}: input size is dynamic and the file records no valid imgsz; re-export with a fixed size")
         height, width = int(imgsz[0]), int(imgsz[1])
     return height, width, layout
 
@@ -123,7 +135,7 @@ def _decode_spec(path: str, family: str, meta: dict, outputs: tuple) -> tuple:
         if len(shape) != 3:
             raise ContractError(f"{path}: YOLO11 output must be [1, 4+nc, N], got {shape}")
         names = meta.get("names")
-        nc = len(names) if names else None
+        nc = len(names) if isinstance(names, (dict, list, tuple)) and names else None
         if nc is None:  # the smaller axis is 4+nc (N is thousands of anchors)
             nc = min(shape[1], shape[2]) - 4
         if 4 + nc not in shape[1:]:

@@ -43,8 +43,8 @@ def read_bundle(path: str, verify: bool = True) -> tuple:
         raise ModelError(f"{manifest_path}: not valid JSON ({e})") from None
     contract = contract_from_manifest(manifest, where=manifest_path)
     model_file = manifest["model"]["file"]
-    if os.path.isabs(model_file) or ".." in model_file.replace("\\", "/").split("/"):
-        raise ModelError(f"{manifest_path}: model.file must be a path inside the bundle, got {model_file!r}")
+    if model_file in ("", ".", "..") or "/" in model_file or "\\" in model_file:
+        raise ModelError(f"{manifest_path}: model.file must be a file name inside the bundle, got {model_file!r}")
     model_path = os.path.join(root, model_file)
     if not os.path.isfile(model_path):
         raise ModelError(f"{manifest_path}: model file {model_file!r} is missing from the bundle")
@@ -117,6 +117,14 @@ def contract_from_manifest(m: dict, where: str = MANIFEST) -> Contract:
             raise ContractError(f"{where}: {path}{key} is {value!r}; expected one of {', '.join(map(str, choices))}")
         return value
 
+    def optional(obj: dict, key: str, kind, default, path: str):
+        return need(obj, key, kind, path) if key in obj else default
+
+    def positive(value: float, path: str) -> float:  # NaN fails the comparison too
+        if not 0 < value < float("inf"):
+            raise ContractError(f"{where}: {path} must be a positive finite number, got {value!r}")
+        return value
+
     if not isinstance(m, dict):
         raise ContractError(f"{where}: the manifest must be a JSON object")
     version = need(m, "schema_version", int, "")
@@ -141,21 +149,51 @@ def contract_from_manifest(m: dict, where: str = MANIFEST) -> Contract:
         raise ContractError(f"{where}: input size {inp.height}x{inp.width} is out of range")
     if inp.dtype in ("uint8", "int8") and not inp.quant_scale:
         raise ContractError(f"{where}: input.quantization is required for {inp.dtype} inputs")
+    if quant:
+        positive(inp.quant_scale, "input.quantization.scale")
+    positive(inp.pixel_scale, "input.pixel_scale")
+    if not 0 <= inp.pad_value <= 255:
+        raise ContractError(f"{where}: input.pad_value must be a pixel value 0..255, got {inp.pad_value}")
     outputs = []
     for k, o in enumerate(need(m, "outputs", list, "")):
+        at = f"outputs[{k}]."
         oq = o.get("quantization") if isinstance(o, dict) else None
-        outputs.append(OutputSpec(need(o, "name", str, f"outputs[{k}]."), tuple(need(o, "shape", list, f"outputs[{k}].")),
-                                  need(o, "dtype", str, f"outputs[{k}]."),
-                                  float(oq["scale"]) if oq else None, int(oq["zero_point"]) if oq else 0))
+        if oq is not None and not isinstance(oq, dict):
+            raise ContractError(f"{where}: {at}quantization must be an object or null")
+        shape = need(o, "shape", list, at)
+        if not all(isinstance(n, int) and not isinstance(n, bool) for n in shape):
+            raise ContractError(f"{where}: {at}shape must be a list of integers, got {shape!r}")
+        outputs.append(OutputSpec(need(o, "name", str, at), tuple(shape), need(o, "dtype", str, at),
+                                  positive(need(oq, "scale", float, at + "quantization."), at + "quantization.scale")
+                                  if oq else None,
+                                  need(oq, "zero_point", int, at + "quantization.") if oq else 0))
     d = need(m, "decode", dict, "")
-    decode = DecodeSpec(format=need(d, "format", str, "decode.", DECODERS), normalized=bool(d.get("normalized", False)),
-                        strides=tuple(d.get("strides", (8, 16, 32))), reg_max=int(d.get("reg_max", 16)))
+    fmt = need(d, "format", str, "decode.", DECODERS)
+    strides = optional(d, "strides", list, [8, 16, 32], "decode.")
+    if not strides or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in strides) \
+            or (fmt == "damo-yolo-head" and len(strides) != 3):
+        raise ContractError(f"{where}: decode.strides must be positive integers (three for damo-yolo-head), got {strides!r}")
+    reg_max = optional(d, "reg_max", int, 16, "decode.")
+    if reg_max < 1:
+        raise ContractError(f"{where}: decode.reg_max must be a positive integer, got {reg_max}")
+    decode = DecodeSpec(format=fmt, normalized=optional(d, "normalized", bool, False, "decode."),
+                        strides=tuple(strides), reg_max=reg_max)
     names = need(m, "names", list, "")
     if not names or not all(isinstance(n, str) for n in names):
         raise ContractError(f"{where}: names must be a non-empty list of strings")
-    p = m.get("postprocess", {})
-    post = PostprocessDefaults(conf=float(p.get("conf", 0.25)), iou=float(p.get("iou", 0.7)),
-                               max_det=int(p.get("max_det", 300)), multi_label=bool(p.get("multi_label", False)))
+    p = optional(m, "postprocess", dict, {}, "")
+    post = PostprocessDefaults(conf=optional(p, "conf", float, 0.25, "postprocess."),
+                               iou=optional(p, "iou", float, 0.7, "postprocess."),
+                               max_det=optional(p, "max_det", int, 300, "postprocess."),
+                               multi_label=optional(p, "multi_label", bool, False, "postprocess."))
+    if not (0 <= post.conf <= 1 and 0 <= post.iou <= 1 and post.max_det > 0):
+        raise ContractError(f"{where}: postprocess needs conf and iou in 0..1 and max_det > 0, got {asdict(post)}")
+    task = optional(m, "task", str, "detect", "")
+    if task != "detect":
+        raise ContractError(f"{where}: task {task!r} is not supported; only detection models run here")
+    source = m.get("source") or {}
+    if not isinstance(source, dict):
+        raise ContractError(f"{where}: source must be an object or null")
     return Contract(family=family, input=inp, outputs=tuple(outputs), decode=decode, names=tuple(names),
-                    postprocess=post, task=m.get("task", "detect"), target=m.get("target", ""),
-                    precision=m.get("precision", ""), source=m.get("source") or {})
+                    postprocess=post, task=task, target=optional(m, "target", str, "", ""),
+                    precision=optional(m, "precision", str, "", ""), source=source)

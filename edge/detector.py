@@ -157,6 +157,18 @@ def _check_contract(backend: Backend, contract: Contract, where: str) -> None:
         raise ContractError(f"{where}: manifest input {expected} does not match the model's {actual.shape}")
     if actual.dtype != spec.dtype:
         raise ContractError(f"{where}: manifest input dtype {spec.dtype} does not match the model's {actual.dtype}")
-    needed = {"yolo11": 1, "yolo11-end2end": 1, "damo-yolo": 2, "damo-yolo-head": 6}[contract.decode.format]
+    fmt = contract.decode.format
+    needed = {"yolo11": 1, "yolo11-end2end": 1, "damo-yolo": 2, "damo-yolo-head": 6}[fmt]
     if len(backend.outputs) != needed:
-        raise ContractError(f"{where}: decoder {contract.decode.format} needs {needed} outputs, the model has {len(backend.outputs)}")
+        raise ContractError(f"{where}: decoder {fmt} needs {needed} outputs, the model has {len(backend.outputs)}")
+    shape, nc = backend.outputs[0].shape, len(contract.names)
+    if fmt == "yolo11-end2end":
+        fits = len(shape) == 3 and shape[-1] == 6
+    elif fmt == "yolo11":
+        fits = len(shape) == 3 and 4 + nc in shape[1:]
+    elif fmt == "damo-yolo":
+        fits = len(shape) == 3 and shape[-1] == nc
+    else:
+        fits = len(shape) == 4 and shape[1] == nc
+    if not fits:
+        raise ContractError(f"{where}: decoder {fmt} with {nc} class names does not fit the model's first output {shape}")

@@ -25,7 +25,7 @@ def names_from_mapping(value) -> tuple:
     if isinstance(value, dict):
         try:
             items = sorted((int(k), str(v)) for k, v in value.items())
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ContractError(f"class names must be keyed by integer ids, got keys {list(value)[:3]}") from None
         if [k for k, _ in items] != list(range(len(items))):
             raise ContractError("class-name ids must be 0..n-1 without gaps")

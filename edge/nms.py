@@ -10,7 +10,7 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, max_keep: i
     Reproduces torchvision.ops.nms (plain areas, no +1) and stops early once max_keep are kept.
     """
     n = len(boxes)
-    if n == 0:
+    if n == 0 or max_keep == 0:
         return np.zeros(0, np.int64)
     order = np.argsort(-scores, kind="stable")
     b = boxes[order].astype(np.float64)

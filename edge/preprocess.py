@@ -48,7 +48,10 @@ def letterbox_geometry(frame_hw: tuple, input_hw: tuple) -> tuple:
 
 
 def _value_table(spec: InputSpec) -> np.ndarray:
-    """Lookup table uint8 pixel -> input value, exact for every dtype (float /255 as Ultralytics computes it)."""
+    """Lookup table uint8 pixel -> input value, exact for every dtype (float /255 as Ultralytics computes it).
+
+    Applied with cv2.LUT straight into the tensor, so colour order, layout, scaling and quantization cost one pass.
+    """
     pixels = np.arange(256, dtype=np.float32)
     if spec.pixel_scale == 1.0:
         real = pixels
@@ -74,6 +77,7 @@ class Preprocessor:
         self._pad = self._table[np.full(3, spec.pad_value, np.uint8)]
         self._geometry = None
         self._resized = None
+        self._rgb = None
 
     def __call__(self, frame: np.ndarray) -> tuple:
         """Return (tensor, transform); the tensor is overwritten by the next call."""
@@ -96,13 +100,15 @@ class Preprocessor:
             resized = cv2.resize(frame, (new_w, new_h), dst=self._resized, interpolation=cv2.INTER_LINEAR)
         else:
             resized = frame
-        pixels = resized[..., ::-1] if spec.color == "RGB" else resized
         if spec.layout == "NCHW":
-            region = self.tensor[0, :, top:top + new_h, left:left + new_w]
-            pixels = pixels.transpose(2, 0, 1)
+            planes = cv2.split(resized)  # B, G, R
+            order = (2, 1, 0) if spec.color == "RGB" else (0, 1, 2)
+            for c, src in enumerate(order):
+                cv2.LUT(planes[src], self._table, dst=self.tensor[0, c, top:top + new_h, left:left + new_w])
         else:
-            region = self.tensor[0, top:top + new_h, left:left + new_w, :]
-        np.take(self._table, pixels, out=region, mode="clip")
+            if spec.color == "RGB":
+                resized = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB, dst=self._rgb)
+            cv2.LUT(resized, self._table, dst=self.tensor[0, top:top + new_h, left:left + new_w, :])
         return self.tensor, FrameTransform(gain_x, gain_y, left, top, w0, h0)
 
     def _reset_canvas(self, new_w: int, new_h: int) -> None:
@@ -112,6 +118,7 @@ class Preprocessor:
         else:
             self.tensor[0] = self._pad
         self._resized = np.empty((new_h, new_w, 3), np.uint8)
+        self._rgb = np.empty((new_h, new_w, 3), np.uint8)
 
 
 def as_bgr(frame: np.ndarray) -> np.ndarray:

@@ -1,0 +1,67 @@
+"""`edge bench`: per-stage latency, throughput, load time and peak memory of a Detector."""
+from __future__ import annotations
+
+import glob
+import os
+import resource
+import sys
+import time
+from typing import Optional
+
+import cv2
+import numpy as np
+
+from .detector import Detector
+from .errors import EdgeError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+
+
+def list_images(folder: str) -> list:
+    """Image files in a folder, sorted."""
+    files = sorted(f for f in glob.glob(os.path.join(folder, "*")) if f.lower().endswith(IMAGE_EXTENSIONS))
+    if not files:
+        raise EdgeError(f"{folder}: no images (.jpg, .png, ...) found")
+    return files
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
+
+
+def _stats(values: list) -> dict:
+    a = np.asarray(values, dtype=np.float64)
+    return {"p50": round(float(np.percentile(a, 50)), 3), "p90": round(float(np.percentile(a, 90)), 3),
+            "max": round(float(a.max()), 3)}
+
+
+def bench(model: str, images: Optional[str] = None, runs: int = 100, warmup: int = 5, **load_options) -> dict:
+    """Load the model, warm it up, then time `runs` frames (cycling over the images, or one synthetic frame)."""
+    t0 = time.perf_counter()
+    detector = Detector.load(model, **load_options)
+    load_ms = (time.perf_counter() - t0) * 1e3
+    if images:
+        frames = [cv2.imread(f, cv2.IMREAD_COLOR) for f in list_images(images)]
+        frames = [f for f in frames if f is not None]
+    else:
+        frames = [np.random.default_rng(0).integers(0, 256, (720, 1280, 3), dtype=np.uint8)]
+    for i in range(warmup):
+        detector(frames[i % len(frames)])
+    stages = {"preprocess": [], "inference": [], "postprocess": []}
+    total = []
+    start = time.perf_counter()
+    for i in range(runs):
+        t = time.perf_counter()
+        detector(frames[i % len(frames)])
+        total.append((time.perf_counter() - t) * 1e3)
+        for key in stages:
+            stages[key].append(detector.timing_ms[key])
+    wall = time.perf_counter() - start
+    return {
+        "model": model, "backend": detector.backend.name, "input": [detector.contract.input.height, detector.contract.input.width],
+        "frames": runs, "images": len(frames), "load_ms": round(load_ms, 1),
+        "latency_ms": {**{k: _stats(v) for k, v in stages.items()}, "total": _stats(total)},
+        "fps": round(runs / wall, 2), "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
