@@ -94,7 +94,7 @@ class Preprocessor:
             gain_x, gain_y = spec.width / w0, spec.height / h0
         geometry = (new_w, new_h, left, top)
         if geometry != self._geometry:
-            self._reset_canvas(new_w, new_h)
+            self._reset_canvas(new_w, new_h, left, top)
             self._geometry = geometry
         if (new_w, new_h) != (w0, h0):
             resized = cv2.resize(frame, (new_w, new_h), dst=self._resized, interpolation=cv2.INTER_LINEAR)
@@ -111,12 +111,13 @@ class Preprocessor:
             cv2.LUT(resized, self._table, dst=self.tensor[0, top:top + new_h, left:left + new_w, :])
         return self.tensor, FrameTransform(gain_x, gain_y, left, top, w0, h0)
 
-    def _reset_canvas(self, new_w: int, new_h: int) -> None:
-        """Fill the padding once per frame geometry; later frames only overwrite the image region."""
-        if self.spec.layout == "NCHW":
-            self.tensor[0] = self._pad[:, None, None]
-        else:
-            self.tensor[0] = self._pad
+    def _reset_canvas(self, new_w: int, new_h: int, left: int, top: int) -> None:
+        """Paint the padding strips once per frame geometry; later frames only overwrite the image region."""
+        planes = self.tensor[0] if self.spec.layout == "NHWC" else self.tensor[0].transpose(1, 2, 0)  # H, W, C view
+        planes[:top] = self._pad
+        planes[top + new_h:] = self._pad
+        planes[top:top + new_h, :left] = self._pad
+        planes[top:top + new_h, left + new_w:] = self._pad
         self._resized = np.empty((new_h, new_w, 3), np.uint8)
         self._rgb = np.empty((new_h, new_w, 3), np.uint8)
 

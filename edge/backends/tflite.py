@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+import os
+
 import numpy as np
 
 from ..errors import BackendUnavailable, ModelError
@@ -35,7 +37,8 @@ class TFLiteBackend(Backend):
             raise ModelError(f"{path}: not a TFLite flatbuffer (no TFL3 identifier)")
         interpreter_class, self.runtime = _interpreter_class()
         try:
-            self._interpreter = interpreter_class(model_path=str(path), num_threads=threads)
+            # The interpreter defaults to one thread; a device dedicated to detection wants every core.
+            self._interpreter = interpreter_class(model_path=str(path), num_threads=threads or os.cpu_count())
             self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise ModelError(f"{path}: the TFLite interpreter cannot load it ({str(e).strip().splitlines()[0][:300]})") from None
