@@ -29,7 +29,7 @@ class Backend(ABC):
 
     @abstractmethod
     def run(self, tensor: np.ndarray) -> list:
-        """Run inference; return the outputs in the order of `self.outputs`."""
+        """Run inference; outputs in the order of `self.outputs` (may be reused buffers: copy to keep past the next run)."""
 
     def close(self) -> None:
         """Release the engine (optional)."""

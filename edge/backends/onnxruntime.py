@@ -17,6 +17,9 @@ _ORT_TYPES = {
     "tensor(int64)": "int64",
 }
 
+_NUMPY_TYPES = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8, "int8": np.int8,
+                "int32": np.int32, "int64": np.int64}
+
 
 class OnnxRuntimeBackend(Backend):
     """Runs an .onnx file with onnxruntime.InferenceSession."""
@@ -49,9 +52,27 @@ class OnnxRuntimeBackend(Backend):
         self.providers = self._session.get_providers()
         self._input_name = self.inputs[0].name
         self._output_names = [o.name for o in self.outputs]
+        self._binding, self._results = self._bind_static_outputs()
+
+    def _bind_static_outputs(self) -> tuple:
+        """Preallocate the outputs once (static shapes) so a run writes into the same memory every frame."""
+        dtypes = [_NUMPY_TYPES.get(o.dtype) for o in self.outputs]
+        if any(d is None for d in dtypes) or any(min(o.shape, default=0) <= 0 for o in self.outputs):
+            return None, None
+        binding = self._session.io_binding()
+        results = []
+        for info, dtype in zip(self.outputs, dtypes):
+            array = np.empty(info.shape, dtype)
+            binding.bind_output(info.name, "cpu", 0, dtype, list(array.shape), array.ctypes.data)
+            results.append(array)
+        return binding, results
 
     def run(self, tensor: np.ndarray) -> list:
-        return self._session.run(self._output_names, {self._input_name: tensor})
+        if self._binding is None:
+            return self._session.run(self._output_names, {self._input_name: tensor})
+        self._binding.bind_cpu_input(self._input_name, tensor)
+        self._session.run_with_iobinding(self._binding)
+        return self._results
 
 
 def _shape(dims) -> tuple:
