@@ -1,4 +1,4 @@
-"""The `edge` command: detect, info, bench, eval."""
+"""The `edge` command: detect, info, bench, eval, run."""
 from __future__ import annotations
 
 import argparse
@@ -10,12 +10,17 @@ from typing import Optional, Sequence
 
 from . import __version__
 from .errors import EdgeError
+from .run_cli import add_run_parser
 
 log = logging.getLogger("edge")
 
 
-def _model_args(p: argparse.ArgumentParser, thresholds: bool = True) -> None:
-    p.add_argument("model", help="bundle directory, manifest.json, .onnx or .tflite file")
+def _model_args(p: argparse.ArgumentParser, thresholds: bool = True, flag: bool = False) -> None:
+    help_ = "bundle directory, manifest.json, .onnx or .tflite file"
+    if flag:
+        p.add_argument("--model", required=True, help=help_)
+    else:
+        p.add_argument("model", help=help_)
     p.add_argument("--family", choices=("yolo11", "damo-yolo"), help="model family, when the file does not say")
     p.add_argument("--names", help="class names: a file (one per line or JSON) or a comma-separated list")
     p.add_argument("--backend", choices=("onnxruntime", "tflite", "tensorrt"), help="override the backend chosen by extension")
@@ -176,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="evaluate only the first N images")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
+
+    add_run_parser(sub, _model_args)
     return parser
 
 

@@ -15,3 +15,11 @@ class ContractError(ModelError):
 
 class BackendUnavailable(EdgeError):
     """The inference library for a backend is not installed."""
+
+
+class SourceError(EdgeError):
+    """A frame source cannot be opened or read (bad URI, missing device, unsupported format)."""
+
+
+class SinkError(EdgeError):
+    """An event sink cannot be set up or publish (bad URL, port in use, broker refused)."""

@@ -1,0 +1,51 @@
+"""The one versioned event per inferred frame that every sink sends (schema: edge/schema/event.schema.json)."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional
+
+from .detections import Detections
+from .sources import Frame
+
+SCHEMA_VERSION = 1
+SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schema", "event.schema.json")
+
+
+def model_identity(detector) -> dict:
+    """{id, family, backend, precision, version} of a Detector; id is the bundle directory or model file name."""
+    info = detector.info()
+    path = info["model"]
+    folder = os.path.dirname(os.path.abspath(path)) if path else ""
+    in_bundle = bool(path) and os.path.isfile(os.path.join(folder, "manifest.json"))
+    version = info["metadata"].get("version")
+    return {"id": os.path.basename(folder if in_bundle else path) or "model", "family": info["family"],
+            "backend": info["backend"], "precision": info["precision"] or None,
+            "version": None if version is None else str(version)}
+
+
+def detections_event(frame: Frame, detections: Detections, model: dict, timings_ms: dict, inferred_at: float) -> dict:
+    """The JSON-ready event for one inferred frame."""
+    height, width = frame.image.shape[:2]
+    scale = [1.0 / width, 1.0 / height, 1.0 / width, 1.0 / height]
+    items = detections.to_list()
+    for item in items:
+        item["box_norm"] = [round(min(max(v * s, 0.0), 1.0), 6) for v, s in zip(item["box"], scale)]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "type": "detections",
+        "source": frame.source_id,
+        "seq": int(frame.seq),
+        "captured_at": round(frame.timestamp, 6),
+        "inferred_at": round(inferred_at, 6),
+        "model": model,
+        "frame": {"width": int(width), "height": int(height)},
+        "detections": items,
+        "timings_ms": {k: round(float(v), 3) for k, v in timings_ms.items()},
+    }
+
+
+def load_schema(path: Optional[str] = None) -> dict:
+    """The event JSON Schema."""
+    with open(path or SCHEMA_PATH, encoding="utf-8") as f:
+        return json.load(f)

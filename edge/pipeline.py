@@ -1,0 +1,231 @@
+"""Pipeline: capture threads -> one detector (round-robin over sources) -> events -> sinks."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from typing import Iterator, Optional, Sequence
+
+import numpy as np
+
+from .capture import CaptureWorker, FrameQueue
+from .events import detections_event, model_identity
+from .sinks.base import Sink
+from .sources import Frame, Source
+
+log = logging.getLogger("edge")
+
+STAGES = ("preprocess", "inference", "postprocess", "capture_to_result")
+
+
+class Rolling:
+    """p50/p99 over the last `size` values."""
+
+    def __init__(self, size: int = 512):
+        self.values: deque = deque(maxlen=size)
+
+    def add(self, value: float) -> None:
+        """Record one value."""
+        self.values.append(value)
+
+    def summary(self) -> dict:
+        """{"p50", "p99"} in the values' unit (None before the first value)."""
+        if not self.values:
+            return {"p50": None, "p99": None}
+        p50, p99 = np.percentile(np.fromiter(self.values, float), (50, 99))
+        return {"p50": round(float(p50), 3), "p99": round(float(p99), 3)}
+
+
+class SinkHandle:
+    """One sink behind a guard: a raising publish is logged and counted, never propagated."""
+
+    def __init__(self, sink: Sink, name: str):
+        self.sink, self.name = sink, name
+        self.published = self.failed = 0
+        self._last_log = 0.0
+
+    def publish(self, event: dict, frame: Frame, detections) -> None:
+        """Hand the event to the sink."""
+        try:
+            self.sink.publish(event, frame.image, detections)
+            self.published += 1
+        except Exception as e:
+            self.failed += 1
+            if time.monotonic() - self._last_log > 10.0:
+                self._last_log = time.monotonic()
+                log.warning("sink %s: publish failed (%s); %d failure(s) so far, other sinks go on", self.name, e, self.failed)
+
+    def stats(self) -> dict:
+        """The sink's own counters when it keeps them, plus publish failures seen here."""
+        own = {"published": self.published, "failed": 0, "dropped": 0, **self.sink.stats()}
+        own["failed"] += self.failed
+        return own
+
+
+class Pipeline:
+    """Runs a detector over one or more sources; iterate it for events (they also go to every sink)."""
+
+    def __init__(self, detector, sources: Sequence[Source], sinks: Sequence[Sink] = (), *, all_frames: bool = False,
+                 every: int = 1, max_fps: Optional[float] = None, drop: Optional[str] = None, queue_size: int = 8,
+                 max_frames: Optional[int] = None, backoff: tuple = (0.5, 10.0), window: int = 512):
+        if not sources:
+            raise ValueError("a pipeline needs at least one source")
+        self.detector, self.sources = detector, list(sources)
+        _unique_ids(self.sources)
+        self.sinks = [SinkHandle(s, _unique(getattr(s, "name", "sink"), i, sinks)) for i, s in enumerate(sinks)]
+        self.every, self.max_frames = max(1, int(every)), max_frames
+        self.min_period = 1.0 / max_fps if max_fps else 0.0
+        policy = drop or ("block" if all_frames else "latest")
+        capacity = queue_size if all_frames else 1
+        self._ready = threading.Condition()
+        self._stopping = threading.Event()
+        self._closed = threading.Event()
+        self.workers = [CaptureWorker(s, FrameQueue(capacity, policy, self._ready), self._stopping, self.every, backoff)
+                        for s in self.sources]
+        self._by_id = {w.source.id: w for w in self.workers}
+        self.model = model_identity(detector)
+        self.latency = {stage: Rolling(window) for stage in STAGES}
+        self._done_times: deque = deque(maxlen=64)
+        self.started_at: Optional[float] = None
+        self.inferred = 0
+        self._turn = 0
+        self._running = False
+        self._loop_thread: Optional[int] = None
+        self._opened: list = []
+
+    def start(self) -> None:
+        """Open every source and start every sink (errors here are start-up errors), then start capturing."""
+        try:
+            for source in self.sources:
+                source.open()
+                self._opened.append(source)
+            for handle in self.sinks:
+                handle.sink.start(self.status)
+        except BaseException:
+            self._shutdown(1.0)
+            raise
+        self.started_at = time.time()
+        for worker in self.workers:
+            worker.start()
+
+    def __iter__(self) -> Iterator[dict]:
+        """Start (if needed) and yield one event per inferred frame until the sources end or stop() is called."""
+        if self.started_at is None:
+            self.start()
+        self._running, self._loop_thread = True, threading.get_ident()
+        try:
+            next_at = 0.0
+            while self.max_frames is None or self.inferred < self.max_frames:
+                if self.min_period and self._stopping.wait(max(0.0, next_at - time.monotonic())):
+                    break
+                frame = self._next_frame()
+                if frame is None:
+                    break
+                next_at = time.monotonic() + self.min_period
+                event = self._process(frame)
+                if event is not None:
+                    yield event
+        finally:
+            self._running = False
+            self._shutdown()
+
+    def run(self) -> int:
+        """Run to the end (or stop()); returns the number of inferred frames."""
+        for _ in self:
+            pass
+        return self.inferred
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop capturing, finish the frame in flight, drain the sinks; from another thread, wait up to timeout."""
+        self._stopping.set()
+        with self._ready:
+            self._ready.notify_all()
+        if not self._running:
+            self._shutdown(timeout)
+        elif threading.get_ident() != self._loop_thread:
+            self._closed.wait(timeout + 1.0)
+
+    def _next_frame(self) -> Optional[Frame]:
+        """The next queued frame, taking sources in turn; None when stopping or every source has ended."""
+        with self._ready:
+            while not self._stopping.is_set():
+                n = len(self.workers)
+                for k in range(n):
+                    i = (self._turn + k) % n
+                    frame = self.workers[i].queue.get_nowait()
+                    if frame is not None:
+                        self._turn = i + 1
+                        return frame
+                if all(w.done for w in self.workers):
+                    return None
+                self._ready.wait(0.5)
+        return None
+
+    def _process(self, frame: Frame) -> Optional[dict]:
+        """Detect, measure, build the event and fan it out; a detector fault is logged and the frame skipped."""
+        worker = self._by_id[frame.source_id]
+        try:
+            detections = self.detector(frame.image)
+        except Exception as e:
+            worker.stats.error = f"inference failed on frame {frame.seq}: {e}"
+            log.error("%s: %s", frame.source_id, worker.stats.error)
+            return None
+        done = time.time()
+        timings = dict(self.detector.timing_ms, capture_to_result=(done - frame.timestamp) * 1e3)
+        for stage in STAGES:
+            self.latency[stage].add(timings[stage])
+        self._done_times.append(done)
+        self.inferred += 1
+        worker.stats.inferred += 1
+        event = detections_event(frame, detections, self.model, timings, done)
+        for handle in self.sinks:
+            handle.publish(event, frame, detections)
+        return event
+
+    def status(self) -> dict:
+        """Snapshot of model, counters, rates and latencies (what sinks report as health and metrics)."""
+        times = list(self._done_times)
+        fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+        return {
+            "model": {"path": self.detector.model_path, "family": self.model["family"], "backend": self.model["backend"]},
+            "started_at": self.started_at,
+            "inferred": self.inferred,
+            "last_inference_at": times[-1] if times else None,
+            "fps": round(fps, 2),
+            "latency_ms": {stage: rolling.summary() for stage, rolling in self.latency.items()},
+            "sources": {w.source.id: w.stats.snapshot() for w in self.workers},
+            "sinks": {h.name: h.stats() for h in self.sinks},
+        }
+
+    def _shutdown(self, timeout: float = 5.0) -> None:
+        """Stop capture threads, close sources, drain and close sinks (once)."""
+        if self._closed.is_set():
+            return
+        self._stopping.set()
+        with self._ready:
+            self._ready.notify_all()
+        for worker in self.workers:
+            if worker.is_alive():
+                worker.join(timeout)
+        for closer in [s.close for s in self._opened] + [lambda h=h: h.sink.close(timeout) for h in self.sinks]:
+            try:
+                closer()
+            except Exception as e:
+                log.warning("while stopping: %s", e)
+        self._closed.set()
+
+
+def _unique_ids(sources: Sequence[Source]) -> None:
+    """Suffix repeated source ids (-2, -3, ...) so events and status tell them apart."""
+    seen: dict = {}
+    for source in sources:
+        seen[source.id] = seen.get(source.id, 0) + 1
+        if seen[source.id] > 1:
+            source.id = f"{source.id}-{seen[source.id]}"
+
+
+def _unique(name: str, index: int, sinks: Sequence[Sink]) -> str:
+    """A sink's name, suffixed when an earlier sink has the same one."""
+    earlier = [getattr(s, "name", "sink") for s in sinks[:index]]
+    return name if name not in earlier else f"{name}-{earlier.count(name) + 1}"

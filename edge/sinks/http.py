@@ -1,0 +1,291 @@
+"""HTTP sink: health, readiness, Prometheus metrics, the latest event and an annotated MJPEG preview."""
+from __future__ import annotations
+
+import errno
+import hmac
+import ipaddress
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable, Iterator, Optional
+from urllib.parse import urlsplit
+
+import cv2
+import numpy as np
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+
+from ..detections import Detections
+from ..draw import draw_detections
+from ..errors import SinkError
+from .base import Sink
+from .worker import SinkStats, encode_event
+
+log = logging.getLogger("edge.sinks")
+
+DEFAULT_ADDRESS = "127.0.0.1:8080"
+TOKEN_ENV = "EDGE_HTTP_TOKEN"
+BOUNDARY = b"frame"
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """'host:port', '[v6]:port', ':port' or 'port' -> (host, port); the host defaults to 127.0.0.1."""
+    host, sep, port = address.rpartition(":")
+    if not sep:
+        host, port = "", address
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or int(port) > 65535:
+        raise SinkError(f"http: {address!r} is not HOST:PORT (for example {DEFAULT_ADDRESS})")
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether host only accepts local connections ('localhost' or a loopback IP; other names count as not)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Server(ThreadingHTTPServer):
+    """The threaded server, knowing its sink."""
+
+    allow_reuse_port = False  # never share a port with another server (newer Pythons may default it on)
+    sink: "HttpSink"
+
+
+class _Server6(_Server):
+    """The same over IPv6."""
+
+    address_family = socket.AF_INET6
+
+
+class _StatusCollector:
+    """Prometheus metrics read from the pipeline's status() at each scrape."""
+
+    def __init__(self, status: Callable[[], dict]) -> None:
+        self.status = status
+
+    def collect(self) -> Iterator[Metric]:
+        """The metric families for one scrape."""
+        s = self.status()
+        sources, sinks = s.get("sources") or {}, s.get("sinks") or {}
+        for key, name, doc in (("captured", "edge_source_frames_captured", "Frames captured"),
+                               ("inferred", "edge_source_frames_inferred", "Frames inferred"),
+                               ("dropped", "edge_source_frames_dropped", "Frames dropped before inference"),
+                               ("reconnects", "edge_source_reconnects", "Source reconnections")):
+            family = CounterMetricFamily(name, f"{doc}, per source", labels=["source"])
+            for sid, src in sources.items():
+                family.add_metric([str(sid)], src.get(key) or 0)
+            yield family
+        connected = GaugeMetricFamily("edge_source_connected", "1 while the source is connected", labels=["source"])
+        for sid, src in sources.items():
+            connected.add_metric([str(sid)], 1.0 if src.get("connected") else 0.0)
+        yield connected
+        for key in ("published", "failed", "dropped"):
+            family = CounterMetricFamily(f"edge_sink_events_{key}", f"Events {key}, per sink", labels=["sink"])
+            for name, counts in sinks.items():
+                family.add_metric([str(name)], counts.get(key) or 0)
+            yield family
+        yield CounterMetricFamily("edge_inferred", "Frames inferred, all sources", value=s.get("inferred") or 0)
+        yield GaugeMetricFamily("edge_fps", "Inferred frames per second", value=s.get("fps") or 0.0)
+        latency = Metric("edge_latency_seconds", "Latency quantiles per stage", "summary")
+        for stage, quantiles in (s.get("latency_ms") or {}).items():
+            for key, q in (("p50", "0.5"), ("p99", "0.99")):
+                if quantiles.get(key) is not None:
+                    latency.add_sample("edge_latency_seconds", {"stage": stage, "quantile": q}, quantiles[key] / 1e3)
+        yield latency
+        model = s.get("model") or {}
+        yield InfoMetricFamily("edge_model", "The model being run", value={k: str(v) for k, v in model.items()})
+
+
+def _age(stamp: Optional[float], now: float) -> Optional[float]:
+    """Seconds since an epoch timestamp, None when there is none."""
+    return None if stamp is None else now - stamp
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """One request: routes, token check, and the MJPEG stream."""
+
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args) -> None:
+        log.debug("http: %s %s", self.address_string(), format % args)
+
+    def _send(self, code: int, body: bytes, content_type: str, headers: Optional[dict] = None) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, code: int, payload: dict, headers: Optional[dict] = None) -> None:
+        self._send(code, json.dumps(payload).encode(), "application/json", headers)
+
+    def do_GET(self) -> None:
+        """Route one request (every path needs the bearer token when one is set)."""
+        sink = self.server.sink
+        if sink.token and not hmac.compare_digest(self.headers.get("Authorization", "").encode(),
+                                                  f"Bearer {sink.token}".encode()):
+            self._json(401, {"error": "missing or wrong bearer token"}, {"WWW-Authenticate": "Bearer"})
+            return
+        path = urlsplit(self.path).path
+        if path == "/healthz":
+            self._json(200, {"status": "alive", "uptime_s": round(time.monotonic() - sink.started_monotonic, 3)})
+        elif path == "/readyz":
+            reasons = sink.not_ready()
+            self._json(503 if reasons else 200, {"ready": not reasons, "reasons": reasons})
+        elif path == "/metrics":
+            self._send(200, generate_latest(sink.registry), CONTENT_TYPE_LATEST)
+        elif path == "/latest":
+            event = sink.latest_event
+            if event is None:
+                self._json(404, {"error": "no event yet"})
+            else:
+                self._send(200, encode_event(event).encode(), "application/json")
+        elif path == "/snapshot.jpg":
+            jpeg = sink.jpeg(0, wait=False)[1]
+            if jpeg is None:
+                self._json(404, {"error": "no frame yet"})
+            else:
+                self._send(200, jpeg, "image/jpeg")
+        elif path == "/stream.mjpg":
+            self._stream(sink)
+        else:
+            self._json(404, {"error": f"no such path {path}",
+                             "paths": ["/healthz", "/readyz", "/metrics", "/latest", "/snapshot.jpg", "/stream.mjpg"]})
+
+    def _stream(self, sink: "HttpSink") -> None:
+        """multipart/x-mixed-replace: each newer annotated frame as one JPEG part, until the client leaves."""
+        self.send_response(200)
+        self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY.decode()}")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        seq = 0
+        try:
+            while True:
+                seq, jpeg = sink.jpeg(seq, wait=True)
+                if jpeg is None:
+                    return
+                self.wfile.write(b"--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n"
+                                 % (BOUNDARY, len(jpeg), jpeg))
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            return
+
+
+class HttpSink(Sink):
+    """A small threaded HTTP server for probes, metrics and a preview; publish() only stores the latest event."""
+
+    name = "http"
+
+    def __init__(self, address: str = DEFAULT_ADDRESS, token: Optional[str] = None, max_age: float = 10.0,
+                 jpeg_quality: int = 80) -> None:
+        self.host, self.port = parse_address(address)
+        self.token = token or os.environ.get(TOKEN_ENV) or None
+        if not is_loopback(self.host) and not self.token:
+            raise SinkError(f"http: {self.host} is reachable from other machines; set a bearer token "
+                            f"(--http-token or {TOKEN_ENV}) or bind to 127.0.0.1")
+        self.max_age, self.jpeg_quality = max_age, jpeg_quality
+        self.counters = SinkStats()
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.latest_event: Optional[dict] = None
+        self.started_monotonic = time.monotonic()
+        self._cond = threading.Condition()
+        self._frame: Optional[tuple[int, np.ndarray, Detections]] = None  # (seq, frame, detections): latest only
+        self._seq = 0
+        self._closing = False
+        self._encode_lock = threading.Lock()
+        self._encoded: tuple[int, Optional[bytes]] = (0, None)
+        self._server: Optional[_Server] = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The (host, port) being served (the real port when 0 was asked for)."""
+        return self._server.server_address[:2] if self._server else (self.host, self.port)
+
+    def stats(self) -> dict:
+        """{"published", "failed", "dropped"} for the pipeline's status()."""
+        return self.counters.snapshot()
+
+    def start(self, status: Callable[[], dict]) -> None:
+        """Bind and serve in a background thread; a port in use is a SinkError."""
+        super().start(status)
+        self.registry.register(_StatusCollector(status))
+        server_class = _Server6 if ":" in self.host else _Server
+        try:
+            self._server = server_class((self.host, self.port), _Handler)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise SinkError(f"http: {self.host}:{self.port} is already in use; pick another --http HOST:PORT") from exc
+            raise SinkError(f"http: cannot listen on {self.host}:{self.port}: {exc.strerror or exc}") from exc
+        self._server.sink = self
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+                         name="edge-sink-http", daemon=True).start()
+        log.info("http: serving on http://%s:%d", *self.address)
+
+    def publish(self, event: dict, frame: Optional[np.ndarray], detections: Detections) -> None:
+        """Keep the event and (when given) the frame as the latest; nothing is encoded here."""
+        with self._cond:
+            self.latest_event = event
+            if frame is not None:
+                self._seq += 1
+                self._frame = (self._seq, frame, detections)
+                self._cond.notify_all()
+        self.counters.add("published")
+
+    def jpeg(self, after: int, wait: bool) -> tuple[int, Optional[bytes]]:
+        """(seq, annotated JPEG) of the latest frame newer than `after` (waiting for one if asked); None when none."""
+        with self._cond:
+            if wait:
+                self._cond.wait_for(lambda: self._closing or self._seq > after)
+            if self._closing or self._frame is None or self._seq <= after:
+                return after, None
+            seq, frame, detections = self._frame
+        with self._encode_lock:  # viewers share one encoding per frame
+            if self._encoded[0] != seq:
+                ok, buf = cv2.imencode(".jpg", draw_detections(frame, detections),
+                                       [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
+                self._encoded = (seq, buf.tobytes() if ok else None)
+            return self._encoded
+
+    def not_ready(self) -> list[str]:
+        """Why the pipeline is not ready (empty when every source and the inference are fresh)."""
+        status, now, reasons = self.status(), time.time(), []
+        sources = status.get("sources") or {}
+        if not sources:
+            reasons.append("no sources")
+        for sid, src in sources.items():
+            age = _age(src.get("last_frame_at"), now)
+            if not src.get("connected"):
+                reasons.append(f"source {sid}: not connected" + (f" ({src['error']})" if src.get("error") else ""))
+            elif age is None or age > self.max_age:
+                reasons.append(f"source {sid}: " + ("no frame yet" if age is None else
+                                                    f"last frame {age:.1f} s ago (max {self.max_age:g} s)"))
+        age = _age(status.get("last_inference_at"), now)
+        if age is None or age > self.max_age:
+            reasons.append("no inference yet" if age is None else
+                           f"last inference {age:.1f} s ago (max {self.max_age:g} s)")
+        return reasons
+
+    def close(self, timeout: float = 5.0) -> None:
+        """End the preview streams and stop the server."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

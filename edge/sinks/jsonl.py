@@ -1,0 +1,70 @@
+"""JSON lines sink: one event per line on stdout ('-') or in a file with size-based rotation."""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable, Optional, TextIO
+
+from ..errors import SinkError
+from .worker import QueuedSink, encode_event
+
+
+class JsonlSink(QueuedSink):
+    """Writes each event as one flushed JSON line; a file rotates to path.1 .. path.N past max_bytes."""
+
+    name = "jsonl"
+
+    def __init__(self, path: str = "-", max_bytes: int = 0, backups: int = 5, queue_size: int = 1000) -> None:
+        super().__init__(queue_size)
+        if max_bytes < 0 or backups < 0:
+            raise SinkError(f"jsonl: max_bytes and backups must be >= 0, got {max_bytes} and {backups}")
+        self.path = path
+        self.max_bytes = max_bytes if path != "-" else 0
+        self.backups = backups
+        self._file: Optional[TextIO] = None
+        self._size = 0
+
+    def start(self, status: Callable[[], dict]) -> None:
+        """Open the output (a file is appended to), then start the writer thread."""
+        if self.path == "-":
+            self._file = sys.stdout
+        else:
+            self._file = self._open()
+        super().start(status)
+
+    def _open(self) -> TextIO:
+        try:
+            f = open(self.path, "a", encoding="utf-8")
+        except OSError as exc:
+            raise SinkError(f"jsonl: cannot open {self.path}: {exc.strerror or exc}") from exc
+        self._size = f.tell()
+        return f
+
+    def _rotate(self) -> None:
+        """path -> path.1 -> ... -> path.<backups> (the oldest is removed); with no backups, start afresh."""
+        self._file.close()
+        for i in range(self.backups - 1, 0, -1):
+            older = f"{self.path}.{i}"
+            if os.path.exists(older):
+                os.replace(older, f"{self.path}.{i + 1}")
+        if self.backups:
+            os.replace(self.path, f"{self.path}.1")
+        else:
+            os.remove(self.path)
+        self._file = self._open()
+
+    def _deliver(self, event: dict) -> None:
+        line = encode_event(event) + "\n"
+        size = len(line.encode("utf-8"))
+        if self.max_bytes and self._size and self._size + size > self.max_bytes:
+            self._rotate()
+        self._file.write(line)
+        self._file.flush()
+        self._size += size
+        self.counters.add("published")
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued, then close the file (stdout stays open)."""
+        super().close(timeout)
+        if self._file is not None and self._file is not sys.stdout:
+            self._file.close()

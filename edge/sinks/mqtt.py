@@ -1,0 +1,149 @@
+"""MQTT sink (paho-mqtt 2.x): a topic per source, retained availability with a last will, a bounded queue offline."""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import ssl
+import threading
+from typing import Callable, Optional
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as mqtt
+
+from ..errors import SinkError
+from .worker import QueuedSink, encode_event, log
+
+USERNAME_ENV = "EDGE_MQTT_USERNAME"
+PASSWORD_ENV = "EDGE_MQTT_PASSWORD"
+
+
+def _topic_level(source: object) -> str:
+    """A source id made safe as one MQTT topic level (no '/', '+', '#' or whitespace)."""
+    return re.sub(r"[/+#\s]", "_", str(source)) or "_"
+
+
+class MqttSink(QueuedSink):
+    """Publishes each event to {prefix}/{source}/events; {prefix}/availability is retained 'online' / will 'offline'."""
+
+    name = "mqtt"
+
+    def __init__(self, url: str, qos: int = 1, topic_prefix: Optional[str] = None, client_id: Optional[str] = None,
+                 ca_file: Optional[str] = None, cert_file: Optional[str] = None, key_file: Optional[str] = None,
+                 queue_size: int = 1000, keepalive: int = 30, connect_timeout: float = 10.0,
+                 reconnect_delay: tuple[int, int] = (1, 30)) -> None:
+        super().__init__(queue_size)
+        parts = urlsplit(url)
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname or port == -1:
+            raise SinkError(f"mqtt: {url!r} is not mqtt://[user:pass@]host[:port] or mqtts://...")
+        tls = parts.scheme == "mqtts"
+        if not tls and (ca_file or cert_file or key_file):
+            raise SinkError("mqtt: CA, certificate and key options need an mqtts:// URL")
+        if qos not in (0, 1, 2):
+            raise SinkError(f"mqtt: QoS must be 0, 1 or 2, got {qos}")
+        self.host, self.port, self.qos = parts.hostname, port or (8883 if tls else 1883), qos
+        self.prefix = (topic_prefix or f"edge/{socket.gethostname()}").rstrip("/")
+        if not self.prefix or re.search(r"[+#]", self.prefix):
+            raise SinkError(f"mqtt: topic prefix {topic_prefix!r} must be non-empty, without '+' or '#'")
+        self.availability_topic = f"{self.prefix}/availability"
+        self.keepalive, self.connect_timeout = keepalive, connect_timeout
+        self._connected = threading.Event()
+        self._answered = threading.Event()  # the first CONNACK arrived
+        self._refused: Optional[str] = None  # why the broker refused the last connection attempt
+        self._closed = False
+
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                             client_id=client_id or f"edge-{socket.gethostname()}-{os.getpid()}")
+        username = unquote(parts.username) if parts.username else os.environ.get(USERNAME_ENV)
+        password = unquote(parts.password) if parts.password is not None else os.environ.get(PASSWORD_ENV)
+        if username:
+            client.username_pw_set(username, password)
+        if tls:
+            for what, path in (("CA", ca_file), ("certificate", cert_file), ("key", key_file)):
+                if path and not os.path.isfile(path):
+                    raise SinkError(f"mqtt: {what} file {path} not found")
+            try:
+                client.tls_set(ca_certs=ca_file, certfile=cert_file, keyfile=key_file)
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                raise SinkError(f"mqtt: cannot use the TLS files: {exc}") from exc
+        client.will_set(self.availability_topic, "offline", qos=1, retain=True)
+        client.reconnect_delay_set(*reconnect_delay)
+        client.max_queued_messages_set(queue_size)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        self._client = client
+
+    @property
+    def connected(self) -> bool:
+        """Whether the broker connection is up now."""
+        return self._connected.is_set()
+
+    def _on_connect(self, client: mqtt.Client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            if self._answered.is_set():
+                self.counters.add("failed")
+                if self._refused is None:
+                    log.error("mqtt: %s:%d refused the connection: %s (retrying)", self.host, self.port, reason_code)
+            self._refused = str(reason_code)
+            self._answered.set()
+            return
+        if self._answered.is_set():
+            log.warning("mqtt: reconnected to %s:%d", self.host, self.port)
+        self._refused = None
+        client.publish(self.availability_topic, "online", qos=1, retain=True)
+        self._connected.set()
+        self._answered.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata, flags, reason_code, properties) -> None:
+        was_connected = self._connected.is_set()
+        self._connected.clear()
+        if was_connected and not self._closed:
+            log.warning("mqtt: lost %s:%d (%s); keeping up to %d events while reconnecting",
+                        self.host, self.port, reason_code, self._queue_size)
+
+    def start(self, status: Callable[[], dict]) -> None:
+        """Connect (a refused or unreachable broker is a SinkError), then publish in the background."""
+        where = f"mqtt: {self.host}:{self.port}"
+        try:
+            self._client.connect(self.host, self.port, keepalive=self.keepalive)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            raise SinkError(f"{where}: cannot connect: {exc}") from exc
+        self._client.loop_start()
+        if not self._answered.wait(self.connect_timeout) or self._refused:
+            reason = self._refused or f"no answer within {self.connect_timeout:g} s"
+            self._client.loop_stop()
+            self._client.disconnect()
+            raise SinkError(f"{where}: broker refused the connection: {reason}")
+        super().start(status)
+
+    def _deliver(self, event: dict) -> None:
+        topic = f"{self.prefix}/{_topic_level(event.get('source'))}/events"
+        payload = encode_event(event)
+        while not self._abort.is_set():
+            if not self._connected.wait(0.5):
+                continue
+            rc = self._client.publish(topic, payload, qos=self.qos).rc
+            if rc == mqtt.MQTT_ERR_SUCCESS or (rc == mqtt.MQTT_ERR_NO_CONN and self.qos > 0):  # QoS>0: paho resends
+                self.counters.add("published")
+                return
+            if rc not in (mqtt.MQTT_ERR_QUEUE_SIZE, mqtt.MQTT_ERR_NO_CONN):
+                raise SinkError(f"mqtt: publish to {topic} failed: {mqtt.error_string(rc)}")
+            self._abort.wait(0.05)  # paho's store of unacknowledged messages is full, or the link just dropped
+        self.counters.add("dropped")
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Publish what is queued, mark the availability topic 'offline', disconnect."""
+        super().close(timeout)
+        self._closed = True
+        if self._connected.is_set():
+            info = self._client.publish(self.availability_topic, "offline", qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout=min(timeout, 2.0))
+            except (RuntimeError, ValueError) as exc:
+                log.warning("mqtt: could not publish 'offline' at close: %s", exc)
+        self._client.disconnect()
+        self._client.loop_stop()

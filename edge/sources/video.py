@@ -1,0 +1,43 @@
+"""Video files: paced in real time (live-like, latest-frame) or every frame as fast as decoded."""
+from __future__ import annotations
+
+import os
+import time
+from typing import Optional
+
+import cv2
+
+from .base import Frame
+from .opencv import OpenCVSource
+
+
+class VideoFileSource(OpenCVSource):
+    """A video file; `realtime` plays it at its own frame rate like a camera, otherwise as fast as decoded."""
+
+    def __init__(self, uri: str, realtime: bool = True, source_id: Optional[str] = None):
+        super().__init__(uri, uri, cv2.CAP_ANY, (), source_id or os.path.splitext(os.path.basename(uri))[0])
+        self.live = bool(realtime)
+        self._start = 0.0
+        self._period = 0.0
+
+    def cannot_open(self) -> str:
+        """File-specific hint."""
+        return "cannot open video (unsupported container or codec)"
+
+    def configure(self, capture: cv2.VideoCapture) -> None:
+        """Read the frame rate for pacing."""
+        fps = capture.get(cv2.CAP_PROP_FPS)
+        self._period = 1.0 / fps if self.live and 0 < fps < 1000 else 0.0
+        self._start = time.monotonic()
+
+    def read(self) -> Optional[Frame]:
+        """The next frame, waiting for its play time when paced."""
+        if self._period:
+            delay = self._start + self._seq * self._period - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        return super().read()
+
+    def end_of_stream(self) -> Optional[Frame]:
+        """A file simply ends."""
+        return None
