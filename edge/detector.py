@@ -39,6 +39,7 @@ class Detector:
         self.names = contract.names
         self.preprocess = Preprocessor(contract.input)
         self._dequantizers = [_Dequantizer(o) for o in backend.outputs]
+        self._best_scores = np.empty(max(0, *backend.outputs[0].shape[1:]), np.float32)
         self.timing_ms = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
 
     @classmethod
@@ -85,7 +86,7 @@ class Detector:
         decode = self.contract.decode
         size = (self.contract.input.width, self.contract.input.height) if decode.normalized else (1.0, 1.0)
         if decode.format == "yolo11":
-            return decode_yolo11(outputs[0], len(self.names), self.conf, self.multi_label, size)
+            return decode_yolo11(outputs[0], len(self.names), self.conf, self.multi_label, size, self._best_scores)
         if decode.format == "yolo11-end2end":
             return decode_yolo11_end2end(outputs[0], self.conf, size)
         if decode.format == "damo-yolo":

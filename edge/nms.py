@@ -4,6 +4,19 @@ from __future__ import annotations
 import numpy as np
 
 
+MATRIX_LIMIT = 512  # up to this many boxes, one IoU matrix beats a numpy call per kept box
+
+
+def _iou(b: np.ndarray, areas: np.ndarray, rows, cols) -> np.ndarray:
+    """IoU of boxes `rows` against boxes `cols` (index arrays or scalars, broadcast); 0 where the union is 0."""
+    w = np.clip(np.minimum(b[rows, 2], b[cols, 2]) - np.maximum(b[rows, 0], b[cols, 0]), 0, None)
+    h = np.clip(np.minimum(b[rows, 3], b[cols, 3]) - np.maximum(b[rows, 1], b[cols, 1]), 0, None)
+    inter = w * h
+    union = areas[rows] + areas[cols] - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, inter / union, 0.0)
+
+
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, max_keep: int = -1) -> np.ndarray:
     """Indices of kept boxes, by descending score; a box is dropped when IoU with a kept one is > threshold.
 
@@ -14,24 +27,28 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, max_keep: i
         return np.zeros(0, np.int64)
     order = np.argsort(-scores, kind="stable")
     b = boxes[order].astype(np.float64)
-    x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
     # Inverted boxes count as empty rather than negative, so they can neither suppress nor be suppressed.
-    areas = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    areas = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
     keep = []
-    rest = np.arange(n)
-    while rest.size:
-        i = rest[0]
-        keep.append(i)
-        if len(keep) == max_keep:
-            break
-        rest = rest[1:]
-        w = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
-        h = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
-        inter = w * h
-        union = areas[i] + areas[rest] - inter
-        with np.errstate(invalid="ignore", divide="ignore"):
-            iou = np.where(union > 0, inter / union, 0.0)
-        rest = rest[iou <= iou_threshold]
+    if n <= MATRIX_LIMIT:
+        overlaps = _iou(b, areas, np.arange(n)[:, None], np.arange(n)) > iou_threshold
+        removed = np.zeros(n, bool)
+        for i in range(n):
+            if removed[i]:
+                continue
+            keep.append(i)
+            if len(keep) == max_keep:
+                break
+            removed |= overlaps[i]
+    else:
+        rest = np.arange(n)
+        while rest.size:
+            i = rest[0]
+            keep.append(i)
+            if len(keep) == max_keep:
+                break
+            rest = rest[1:]
+            rest = rest[_iou(b, areas, i, rest) <= iou_threshold]
     return order[np.asarray(keep, np.int64)]
 
 

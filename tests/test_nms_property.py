@@ -191,3 +191,20 @@ def test_huge_boxes_do_not_collide_across_classes():
 def test_max_det_zero_keeps_nothing():
     boxes = np.array([[0, 0, 1, 1], [5, 5, 6, 6]], np.float32)
     check(non_max_suppression(boxes, np.array([0.9, 0.8], np.float32), np.zeros(2, np.int64), max_det=0), [])
+
+
+@SETTINGS
+@given(data=detections(st.one_of(grid_boxes(), float_boxes())), iou=thresholds, max_det=max_dets)
+def test_per_box_loop_path_matches_reference(monkeypatch_nms_loop, data, iou, max_det):
+    """Large inputs take the one-row-at-a-time path; force it on small ones and compare with the reference."""
+    boxes, scores, _ = data
+    check(nms(boxes, scores, iou, max_keep=max_det), ref_nms(boxes, scores, iou_threshold=iou, max_det=max_det))
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_nms_loop():
+    """Set the IoU-matrix limit to 0 for this test so every call takes the per-box loop."""
+    import edge.nms as module
+    saved, module.MATRIX_LIMIT = module.MATRIX_LIMIT, 0
+    yield
+    module.MATRIX_LIMIT = saved

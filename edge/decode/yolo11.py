@@ -1,6 +1,8 @@
 """YOLO11 (Ultralytics Detect head) outputs: [1, 4+nc, N] cxcywh + class scores, or end2end [1, K, 6]."""
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 
@@ -17,11 +19,13 @@ def decode_yolo11(
     conf: float,
     multi_label: bool = False,
     input_size: tuple = (1.0, 1.0),
+    best_buffer: Optional[np.ndarray] = None,
 ) -> tuple:
     """Candidates from a raw Detect output, as Ultralytics non_max_suppression selects them.
 
     A candidate's score must be > conf. Single-label keeps each anchor's best class; multi-label keeps
     every (anchor, class) pair above conf. `input_size` (w, h) scales normalized boxes to input pixels.
+    `best_buffer` (float32, one per anchor) is reused for the per-anchor maximum instead of allocating it.
     """
     pred = output[0] if output.ndim == 3 else output
     if pred.shape[0] != 4 + num_classes:
@@ -33,7 +37,8 @@ def decode_yolo11(
         class_ids, anchors = np.nonzero(cls > conf)
         scores = cls[class_ids, anchors]
     else:
-        best = cls.max(axis=0)
+        fits = best_buffer is not None and best_buffer.shape == cls.shape[1:] and best_buffer.dtype == cls.dtype
+        best = np.max(cls, axis=0, out=best_buffer if fits else None)
         anchors = np.flatnonzero(best > conf)
         scores = best[anchors]
         class_ids = cls[:, anchors].argmax(axis=0)
