@@ -31,10 +31,11 @@ def test_run_video_all_frames_to_jsonl(tmp_path):
 def test_run_jsonl_to_stdout_with_two_named_sources(tmp_path):
     model = tiny_model(tmp_path / "m.onnx")
     result = edge("run", "--model", model, "--source", "a=synthetic:64x48@0", "--source", "b=synthetic:32x32@0",
-                  "--all-frames", "--jsonl", "-", "--max-frames", 6)
+                  "--all-frames", "--jsonl", "-", "--max-frames", 60)
     assert result.returncode == 0, result.stderr
     sources = [json.loads(line)["source"] for line in result.stdout.splitlines()]
-    assert len(sources) == 6 and set(sources) == {"a", "b"}
+    # One capture thread may deliver a few frames before the other starts; over 60 frames both are served.
+    assert len(sources) == 60 and set(sources) == {"a", "b"}
 
 
 def test_bad_source_is_one_line_and_nonzero(tmp_path):
