@@ -10,7 +10,10 @@ from typing import Optional, Sequence
 
 from . import __version__
 from .errors import EdgeError
+from .models_cli import add_models_parser
+from .ops_cli import add_ops_parsers
 from .run_cli import add_run_parser
+from .systemd import setup_logging
 
 log = logging.getLogger("edge")
 
@@ -18,7 +21,7 @@ log = logging.getLogger("edge")
 def _model_args(p: argparse.ArgumentParser, thresholds: bool = True, flag: bool = False) -> None:
     help_ = "bundle directory, manifest.json, .onnx or .tflite file"
     if flag:
-        p.add_argument("--model", required=True, help=help_)
+        p.add_argument("--model", help=help_)
     else:
         p.add_argument("model", help=help_)
     p.add_argument("--family", choices=("yolo11", "damo-yolo"), help="model family, when the file does not say")
@@ -183,19 +186,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     add_run_parser(sub, _model_args)
+    add_ops_parsers(sub)
+    add_models_parser(sub)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="edge: %(message)s", stream=sys.stderr)
+    setup_logging(logging.DEBUG if args.debug else logging.INFO)
     try:
         return args.func(args)
     except EdgeError as e:
         if args.debug:
             raise
-        print(f"edge: error: {e}", file=sys.stderr)
+        log.error("error: %s", e)
         return 1
     except KeyboardInterrupt:
         return 130

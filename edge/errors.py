@@ -23,3 +23,7 @@ class SourceError(EdgeError):
 
 class SinkError(EdgeError):
     """An event sink cannot be set up or publish (bad URL, port in use, broker refused)."""
+
+
+class ConfigError(EdgeError):
+    """A daemon config file is unreadable or invalid (`edge run --config` and `edge check-config` exit 78)."""

@@ -93,6 +93,9 @@ class Pipeline:
         self._running = False
         self._loop_thread: Optional[int] = None
         self._opened: list = []
+        self._swaps: deque = deque(maxlen=1)  # (detector, identity) to run from the next frame on
+        self.last_frame: Optional[Frame] = None
+        self.reloads = {"succeeded": 0, "failed": 0, "last_error": None}
 
     def start(self) -> None:
         """Open every source and start every sink (errors here are start-up errors), then start capturing."""
@@ -146,6 +149,15 @@ class Pipeline:
         elif threading.get_ident() != self._loop_thread:
             self._closed.wait(timeout + 1.0)
 
+    def swap_detector(self, detector) -> None:
+        """Run `detector` from the next frame on (any thread; the frame in flight finishes on the current one)."""
+        self._swaps.append((detector, model_identity(detector)))
+
+    def reload_failed(self, error: str) -> None:
+        """Count a model reload that was refused (the running detector stays)."""
+        self.reloads["failed"] += 1
+        self.reloads["last_error"] = error
+
     def _next_frame(self) -> Optional[Frame]:
         """The next queued frame, taking sources in turn; None when stopping or every source has ended."""
         with self._ready:
@@ -165,6 +177,10 @@ class Pipeline:
     def _process(self, frame: Frame) -> Optional[dict]:
         """Detect, measure, build the event and fan it out; a detector fault is logged and the frame skipped."""
         worker = self._by_id[frame.source_id]
+        if self._swaps:
+            self.detector, self.model = self._swaps.popleft()
+            self.reloads["succeeded"] += 1
+        self.last_frame = frame
         try:
             detections = self.detector(frame.image)
         except Exception as e:
@@ -196,6 +212,7 @@ class Pipeline:
             "latency_ms": {stage: rolling.summary() for stage, rolling in self.latency.items()},
             "sources": {w.source.id: w.stats.snapshot() for w in self.workers},
             "sinks": {h.name: h.stats() for h in self.sinks},
+            "model_reloads": dict(self.reloads),
         }
 
     def _shutdown(self, timeout: float = 5.0) -> None:

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
-import signal
 
 from .capture import DROP_POLICIES
+from .errors import ConfigError
 
 log = logging.getLogger("edge")
 
@@ -13,8 +14,10 @@ log = logging.getLogger("edge")
 def add_run_parser(sub, model_args) -> None:
     """Register the `run` subcommand; model_args adds the shared model flags."""
     p = sub.add_parser("run", help="stream camera/stream/file sources through the model and publish events")
+    p.add_argument("--config", metavar="FILE", help="YAML config (edge/schema/config.schema.json); flags given "
+                   "as well override it; SIGHUP re-reads it")
     model_args(p, flag=True)
-    p.add_argument("--source", action="append", required=True, metavar="[NAME=]URI",
+    p.add_argument("--source", action="append", metavar="[NAME=]URI",
                    help="synthetic[:WxH[@fps]], video file, image folder, /dev/videoN, v4l2:N, rtsp://, http(s)://, "
                         "gst:PIPELINE or picamera2[:N]; repeat for several sources (shared round-robin)")
     p.add_argument("--all-frames", action="store_true", help="infer every frame (files: no real-time pacing) instead of the latest")
@@ -30,7 +33,7 @@ def add_run_parser(sub, model_args) -> None:
     p.add_argument("--fps", type=float, help="capture frame rate (cameras, synthetic)")
     p.add_argument("--fourcc", help="V4L2 pixel format, e.g. MJPG")
     _sink_args(p.add_argument_group("sinks (see edge/sinks/__init__.py)"))
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(func=functools.partial(cmd_run, parser=p))
 
 
 def _sink_args(g) -> None:
@@ -54,34 +57,35 @@ def _sink_args(g) -> None:
     g.add_argument("--sink-queue", type=int, metavar="N", help="events a sink holds before dropping the oldest (default 1000)")
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """Open sources, load the model, start sinks and run until the sources end, --max-frames, or a signal."""
-    from .cli import _load
-    from .pipeline import Pipeline
-    from .sinks import open_sinks
-    from .sources import open_source, split_name
+def cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Run until the sources end, --max-frames, or SIGTERM/SIGINT; exit 78 (EX_CONFIG) on a bad config."""
+    from .config import EX_CONFIG
+    from .daemon import Daemon
 
-    options = {"width": args.width, "height": args.height, "fps": args.fps, "fourcc": args.fourcc,
-               "realtime": not args.all_frames}
-    detector = _load(args)
-    options["model_size"] = (detector.contract.input.width, detector.contract.input.height)
-    sources = [open_source(uri, source_id=name, **options) for name, uri in map(split_name, args.source)]
-    pipeline = Pipeline(detector, sources, open_sinks(args), all_frames=args.all_frames, every=args.every,
-                        max_fps=args.max_fps, drop=args.drop, queue_size=args.queue_size, max_frames=args.max_frames)
-
-    def on_signal(signum, _frame):
-        log.info("%s: stopping", signal.Signals(signum).name)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        pipeline.stop()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if args.config is None and (args.model is None or not args.source):
+        parser.error("--model and --source are required (or a --config FILE)")
+    resolve = functools.partial(run_settings, args, parser)
     try:
-        count = pipeline.run()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    status = pipeline.status()
-    lat = status["latency_ms"]["capture_to_result"]
-    log.info("%d frames inferred; capture-to-result p50 %s ms, p99 %s ms; %s", count, lat["p50"], lat["p99"],
-             ", ".join(f"{sid}: {s['captured']} captured, {s['dropped']} dropped" for sid, s in status["sources"].items()))
-    return 0
+        settings = resolve()
+    except ConfigError as e:
+        log.error("error: %s", e)
+        return EX_CONFIG
+    return Daemon(settings, resolve).run()
+
+
+def run_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """The flags alone, or the config file's settings with the flags given on the command line on top."""
+    from .config import load, to_namespace
+    from .sources import split_name
+
+    if args.config is None:
+        settings = argparse.Namespace(**vars(args))
+    else:
+        settings = to_namespace(load(args.config))
+        defaults = vars(parser.parse_args(["--config", args.config]))
+        for key, value in vars(args).items():
+            if key not in defaults or value != defaults[key]:
+                setattr(settings, key, value)
+    if args.source:
+        settings.sources = [(name, uri, {}) for name, uri in map(split_name, args.source)]
+    return settings

@@ -1,9 +1,14 @@
 """Tiny ONNX models for tests: fixed outputs behind a real input, with optional Ultralytics-style metadata."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from edge import Detector
+from edge.bundle import write_bundle
 
 
 def constant_model(path, input_shape, outputs: dict, metadata: dict | None = None, input_name: str = "images") -> str:
@@ -41,3 +46,12 @@ def ultralytics_metadata(names, imgsz=(640, 640)) -> dict:
     """metadata_props as Ultralytics writes them (values are Python literals)."""
     return {"author": "Ultralytics", "task": "detect", "stride": 32, "batch": 1, "imgsz": list(imgsz),
             "names": {i: n for i, n in enumerate(names)}}
+
+
+def tiny_bundle(where, tag: str, score: float = 0.9) -> str:
+    """A tiny two-class YOLO11 bundle in where/<tag>-bundle; `score` changes the model bytes (and so its version)."""
+    where = Path(where)
+    where.mkdir(parents=True, exist_ok=True)
+    out = yolo11_output([[320, 320, 100, 60]], [[score, 0.0]])
+    model = constant_model(where / f"{tag}.onnx", (1, 3, 640, 640), {"output0": out}, ultralytics_metadata(["a", "b"]))
+    return write_bundle(str(where / f"{tag}-bundle"), model, Detector.load(model).contract)

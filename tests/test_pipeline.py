@@ -12,7 +12,7 @@ from edge.pipeline import Pipeline
 from edge.sinks.base import Sink
 from edge.sources import open_source
 
-from .stream_helpers import ScriptedSource, SlowDetector, tiny_detector, write_video
+from .stream_helpers import ScriptedSource, SlowDetector, tiny_detector, tiny_model, write_video
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +168,9 @@ def test_status_snapshot_shape(detector):
     pipeline = Pipeline(detector, [open_source("synthetic:32x32@0", frames=4)], [ListSink()], all_frames=True)
     list(pipeline)
     status = pipeline.status()
-    assert set(status) == {"model", "started_at", "inferred", "last_inference_at", "fps", "latency_ms", "sources", "sinks"}
+    assert set(status) == {"model", "started_at", "inferred", "last_inference_at", "fps", "latency_ms", "sources", "sinks",
+                           "model_reloads"}
+    assert status["model_reloads"] == {"succeeded": 0, "failed": 0, "last_error": None}
     assert status["inferred"] == 4 and status["model"]["family"] == "yolo11"
     assert set(status["latency_ms"]) == {"capture_to_result", "preprocess", "inference", "postprocess"}
     assert status["latency_ms"]["inference"]["p50"] >= 0
@@ -176,6 +178,19 @@ def test_status_snapshot_shape(detector):
                                                    "last_frame_at", "error"}
     assert status["sinks"]["list"] == {"published": 4, "failed": 0, "dropped": 0}
     json.dumps(status)
+
+
+def test_swap_detector_takes_over_from_the_next_frame(detector, tmp_path):
+    other = edge.Detector.load(tiny_model(tmp_path / "other.onnx"))
+    pipeline = Pipeline(detector, [open_source("synthetic:32x32@0", frames=6)], all_frames=True)
+    models = []
+    for event in pipeline:
+        models.append(event["model"]["id"])
+        if len(models) == 2:
+            pipeline.swap_detector(other)
+    assert models == ["tiny.onnx"] * 2 + ["other.onnx"] * 4 and pipeline.detector is other
+    pipeline.reload_failed("bad bundle")
+    assert pipeline.status()["model_reloads"] == {"succeeded": 1, "failed": 1, "last_error": "bad bundle"}
 
 
 def test_edge_stream_generator(detector, tmp_path):

@@ -6,6 +6,7 @@ open_sinks reads these attributes of the argparse namespace (a missing attribute
   jsonl_backups          rotated files kept, path.1 .. path.N (default 5)
   mqtt                   mqtt://[user:pass@]host[:port] or mqtts://...; None: no MQTT sink
                          (username/password may instead come from EDGE_MQTT_USERNAME / EDGE_MQTT_PASSWORD)
+  mqtt_username, mqtt_password   set by `edge run --config` from the config's secret references (no flags)
   mqtt_qos               0, 1 or 2 (default 1)
   mqtt_topic_prefix      topics are {prefix}/{source}/events and {prefix}/availability (default edge/{hostname})
   mqtt_client_id         default edge-{hostname}-{pid}
@@ -55,7 +56,8 @@ def open_sinks(args) -> list[Sink]:
         mqtt = _module("mqtt", "paho", "mqtt")
         sinks.append(mqtt.MqttSink(args.mqtt, qos=opt("mqtt_qos", 1), topic_prefix=opt("mqtt_topic_prefix"),
                                    client_id=opt("mqtt_client_id"), ca_file=opt("mqtt_ca"),
-                                   cert_file=opt("mqtt_cert"), key_file=opt("mqtt_key"), queue_size=queue_size))
+                                   cert_file=opt("mqtt_cert"), key_file=opt("mqtt_key"), queue_size=queue_size,
+                                   username=opt("mqtt_username"), password=opt("mqtt_password")))
     if opt("http") is not None:
         http = _module("http", "prometheus_client", "http")
         sinks.append(http.HttpSink(args.http or http.DEFAULT_ADDRESS, token=opt("http_token"),

@@ -95,6 +95,11 @@ class _StatusCollector:
             yield family
         yield CounterMetricFamily("edge_inferred", "Frames inferred, all sources", value=s.get("inferred") or 0)
         yield GaugeMetricFamily("edge_fps", "Inferred frames per second", value=s.get("fps") or 0.0)
+        reloads = CounterMetricFamily("edge_model_reloads", "Model reloads (failed: the old model kept running)",
+                                      labels=["result"])
+        for result in ("succeeded", "failed"):
+            reloads.add_metric([result], (s.get("model_reloads") or {}).get(result) or 0)
+        yield reloads
         latency = Metric("edge_latency_seconds", "Latency quantiles per stage", "summary")
         for stage, quantiles in (s.get("latency_ms") or {}).items():
             for key, q in (("p50", "0.5"), ("p99", "0.99")):

@@ -31,7 +31,8 @@ class MqttSink(QueuedSink):
     def __init__(self, url: str, qos: int = 1, topic_prefix: Optional[str] = None, client_id: Optional[str] = None,
                  ca_file: Optional[str] = None, cert_file: Optional[str] = None, key_file: Optional[str] = None,
                  queue_size: int = 1000, keepalive: int = 30, connect_timeout: float = 10.0,
-                 reconnect_delay: tuple[int, int] = (1, 30)) -> None:
+                 reconnect_delay: tuple[int, int] = (1, 30), username: Optional[str] = None,
+                 password: Optional[str] = None) -> None:
         super().__init__(queue_size)
         parts = urlsplit(url)
         try:
@@ -58,8 +59,9 @@ class MqttSink(QueuedSink):
 
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                              client_id=client_id or f"edge-{socket.gethostname()}-{os.getpid()}")
-        username = unquote(parts.username) if parts.username else os.environ.get(USERNAME_ENV)
-        password = unquote(parts.password) if parts.password is not None else os.environ.get(PASSWORD_ENV)
+        username = username or (unquote(parts.username) if parts.username else os.environ.get(USERNAME_ENV))
+        if password is None:
+            password = unquote(parts.password) if parts.password is not None else os.environ.get(PASSWORD_ENV)
         if username:
             client.username_pw_set(username, password)
         if tls:

@@ -1,0 +1,167 @@
+"""The `edge run` process: build the pipeline from the run settings, drive systemd notify from the frame loop,
+stop cleanly on SIGTERM/SIGINT and reload on SIGHUP with a hot model swap.
+
+Reload (SIGHUP, or `systemctl reload` with ExecReload=kill -HUP $MAINPID or Type=notify-reload) re-reads the
+config. Applied live: the model section and thresholds (a new detector is loaded beside the running one, warmed
+up and self-tested on the latest real frame, then swapped in between two frames; a link such as
+models/current that now points elsewhere counts as a change) and logging.level. Sources, pipeline and sinks
+need a restart: a reload logs which of them changed and keeps the running ones.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+from typing import Callable, Optional
+
+import numpy as np
+
+from .detections import Detections
+from .errors import ModelError
+from .pipeline import Pipeline
+from .sinks import open_sinks
+from .sources import open_source
+from .systemd import Notifier, status_line
+
+log = logging.getLogger("edge")
+
+MODEL_KEYS = ("model", "family", "names", "backend", "providers", "threads", "conf", "iou", "max_det", "agnostic",
+              "multi_label")
+LIVE_KEYS = MODEL_KEYS + ("log_level", "config", "func", "command", "debug")
+
+
+def model_key(args: argparse.Namespace) -> tuple:
+    """What identifies the loaded model: its resolved path, the file's modification time and the model settings."""
+    path = os.path.realpath(args.model)
+    try:
+        stamp = os.stat(os.path.join(path, "manifest.json") if os.path.isdir(path) else path).st_mtime_ns
+    except OSError:
+        stamp = None
+    return (path, stamp) + tuple(getattr(args, k, None) for k in MODEL_KEYS[1:])
+
+
+def load_detector(args: argparse.Namespace):
+    """The Detector for the run settings, loaded from the resolved path (events then name the versioned bundle)."""
+    from .cli import _load
+
+    return _load(argparse.Namespace(**{**vars(args), "model": os.path.realpath(args.model)}))
+
+
+def self_test(detector, image: np.ndarray) -> None:
+    """Warm the detector up and check it gives sane Detections on a real frame; ModelError otherwise."""
+    for _ in range(2):  # the first run warms the engine up
+        result = detector(image)
+    if not isinstance(result, Detections):
+        raise ModelError(f"self-test: the detector returned {type(result).__name__}, not Detections")
+    if not (np.isfinite(result.xyxy).all() and np.isfinite(result.scores).all()):
+        raise ModelError("self-test: the detector returned non-finite boxes or scores")
+
+
+def apply_log_level(args: argparse.Namespace) -> None:
+    """logging.level from the config, unless --debug was given."""
+    if getattr(args, "log_level", None) and not getattr(args, "debug", False):
+        logging.getLogger().setLevel(args.log_level.upper())
+
+
+class Daemon:
+    """One run: `Daemon(settings, resolve).run()`; resolve() re-reads the settings at each reload."""
+
+    def __init__(self, args: argparse.Namespace, resolve: Callable[[], argparse.Namespace]):
+        self.args, self.resolve = args, resolve
+        apply_log_level(args)
+        detector = load_detector(args)
+        self.model_key = model_key(args)
+        common = {"width": args.width, "height": args.height, "fps": args.fps, "fourcc": args.fourcc,
+                  "realtime": not args.all_frames,
+                  "model_size": (detector.contract.input.width, detector.contract.input.height)}
+        sources = [open_source(uri, source_id=name, **{**_given(options), **_given(common)})
+                   for name, uri, options in args.sources]
+        self.pipeline = Pipeline(detector, sources, open_sinks(args), all_frames=args.all_frames, every=args.every,
+                                 max_fps=args.max_fps, drop=args.drop, queue_size=args.queue_size,
+                                 max_frames=args.max_frames)
+        self.notifier = Notifier()
+        self._hup = threading.Event()
+        self._reload: Optional[threading.Thread] = None
+        self._outcome = ""
+        self._stopping = False
+
+    def run(self) -> int:
+        """Run until the sources end, max_frames, or SIGTERM/SIGINT (then drain the sinks); returns 0."""
+        handlers = {signal.SIGINT: self._on_stop, signal.SIGTERM: self._on_stop, signal.SIGHUP: self._on_hup}
+        previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+        try:
+            for _ in self.pipeline:
+                self._between_frames()
+        finally:
+            self._stop_notice()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        status = self.pipeline.status()
+        lat, reloads = status["latency_ms"]["capture_to_result"], status["model_reloads"]
+        log.info("%d frames inferred; capture-to-result p50 %s ms, p99 %s ms; %s; model reloads: %d succeeded, "
+                 "%d failed", status["inferred"], lat["p50"], lat["p99"],
+                 ", ".join(f"{sid}: {s['captured']} captured, {s['dropped']} dropped"
+                           for sid, s in status["sources"].items()), reloads["succeeded"], reloads["failed"])
+        return 0
+
+    def _between_frames(self) -> None:
+        """The frame loop's duties after each inferred frame: notify (watchdog), start or finish a reload."""
+        self.notifier.frame(self.pipeline.status)
+        if self._reload is not None and not self._reload.is_alive():
+            self._reload = None
+            self.notifier.reloaded(self._outcome)
+        if self._hup.is_set() and self._reload is None:
+            self._hup.clear()
+            self.notifier.reloading()
+            self._reload = threading.Thread(target=self._reload_model, name="edge-reload", daemon=True)
+            self._reload.start()
+
+    def _reload_model(self) -> None:
+        """Re-read the settings; load, warm up and self-test a changed model beside the running one, then swap it."""
+        try:
+            args = self.resolve()
+            apply_log_level(args)
+            stale = sorted(k for k in set(vars(args)) | set(vars(self.args))
+                           if k not in LIVE_KEYS and getattr(args, k, None) != getattr(self.args, k, None))
+            if stale:
+                log.warning("reload: %s changed; these need a restart (systemctl restart), the running ones stay",
+                            ", ".join(stale))
+            key = model_key(args)
+            if key == self.model_key:
+                log.info("reload: model unchanged")
+                self._outcome = "reloaded; model unchanged"
+                return
+            detector = load_detector(args)
+            self_test(detector, self.pipeline.last_frame.image)
+            self.pipeline.swap_detector(detector)
+            self.model_key = key
+            log.info("reload: now running %s", detector.model_path)
+            self._outcome = f"reloaded; model {os.path.basename(detector.model_path)}"
+        except Exception as e:
+            message = str(e) or type(e).__name__
+            self.pipeline.reload_failed(message)
+            log.error("reload failed, the running model stays: %s", message)
+            self._outcome = f"reload failed: {message}; {status_line(self.pipeline.status())}"
+
+    def _on_hup(self, signum, _frame) -> None:
+        log.info("SIGHUP: reloading the configuration")
+        self._hup.set()
+
+    def _on_stop(self, signum, _frame) -> None:
+        log.info("%s: stopping", signal.Signals(signum).name)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        self._stop_notice()
+        self.pipeline.stop()
+
+    def _stop_notice(self) -> None:
+        """STOPPING=1, once."""
+        if not self._stopping:
+            self._stopping = True
+            self.notifier.stopping()
+
+
+def _given(options: dict) -> dict:
+    """The options that are set."""
+    return {k: v for k, v in options.items() if v is not None}

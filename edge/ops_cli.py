@@ -1,0 +1,82 @@
+"""Operations subcommands: `edge check-config`, `edge doctor`, `edge health`."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+from .errors import ConfigError
+
+log = logging.getLogger("edge")
+
+
+def add_ops_parsers(sub) -> None:
+    """Register check-config, doctor and health."""
+    p = sub.add_parser("check-config", help="validate an `edge run` config file (exit 78 when it is bad)")
+    p.add_argument("file", metavar="FILE")
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("doctor", help="check this device: libraries, backends, cameras, directories, the model")
+    p.add_argument("--config", metavar="FILE", help="also check this config and its model "
+                   "(default: /etc/edge/config.yaml when present)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("health", help="exit 0 only when the running daemon's frames and inferences are fresh")
+    p.add_argument("--url", help="the daemon's HTTP sink (default: from --config, else http://127.0.0.1:8080)")
+    p.add_argument("--config", metavar="FILE", help="take the URL (and token) from this config's sinks.http")
+    p.add_argument("--token-env", metavar="NAME", help="environment variable with the bearer token "
+                   "(default EDGE_HTTP_TOKEN)")
+    p.add_argument("--wait", type=float, default=0.0, metavar="S", help="keep asking up to S seconds until healthy")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_health)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate the file; secrets it references are resolved only by `edge run`, in the service's environment."""
+    from .config import EX_CONFIG, load
+
+    try:
+        config = load(args.file)
+    except ConfigError as e:
+        log.error("error: %s", e)
+        return EX_CONFIG
+    sinks = [name for name in ("jsonl", "mqtt", "http", "webhook") if getattr(config.sinks, name)]
+    print(f"{args.file}: ok (model {config.model.path}; {len(config.sources)} source(s); "
+          f"sinks: {', '.join(sinks) or 'none'})")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Print the checks; exit 1 with one fix-it line per blocking problem."""
+    from .doctor import diagnose, report
+
+    result = report(diagnose(args.config))
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        for check in result["checks"]:
+            print(f"{check['status'].upper():<5} {check['name']:<22} {check['detail']}")
+        for fix in result["fixes"]:
+            print(f"fix: {fix}")
+    return 0 if result["ok"] else 1
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """Ask /readyz (and /latest); 0 ready, 1 not ready, 3 not running or unreachable."""
+    from .doctor import default_config
+    from .health import DEFAULT_URL, token_from_env, url_from_config, wait_healthy
+
+    url, token = args.url, token_from_env(args.token_env)
+    config = args.config or (None if url else default_config())
+    if config:
+        from_config, config_token = url_from_config(config)
+        url, token = url or from_config, token or config_token
+    code, result = wait_healthy(url or DEFAULT_URL, token, args.wait)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        latest = result.get("latest") or {}
+        detail = f" (last event {latest['age_s']} s ago from {latest['source']})" if latest else ""
+        print(f"{result['url']}: " + ("healthy" + detail if result["ok"] else "; ".join(result["reasons"])))
+    return code

@@ -1,0 +1,121 @@
+"""systemd integration with the standard library only: sd_notify over $NOTIFY_SOCKET and journald log priorities.
+
+The Notifier is driven by the frame loop: READY=1 after the first inferred frame, WATCHDOG=1 at half of
+$WATCHDOG_USEC only while frames are being inferred (a stalled camera or accelerator stops the pings and systemd
+restarts the service), STATUS= with fps and latency, RELOADING=1 + MONOTONIC_USEC= and READY=1 around a
+reload (Type=notify-reload semantics, also right under Type=notify), STOPPING=1 on shutdown.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import time
+from typing import Optional
+
+log = logging.getLogger("edge")
+
+PRIORITIES = ((logging.ERROR, 3), (logging.WARNING, 4), (logging.INFO, 6))  # syslog err, warning, info; else debug 7
+STATUS_PERIOD = 5.0  # seconds between STATUS= updates when there is no watchdog
+
+
+def notify(message: str) -> bool:
+    """Send one sd_notify datagram ('KEY=value' lines); False when not under systemd or the send fails."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.sendto(message.encode(), address)
+        return True
+    except OSError as e:
+        log.debug("sd_notify to %s failed: %s", address, e)
+        return False
+
+
+def watchdog_period() -> Optional[float]:
+    """Seconds between WATCHDOG=1 pings (half of $WATCHDOG_USEC), None when no watchdog is asked of this process."""
+    usec, pid = os.environ.get("WATCHDOG_USEC", ""), os.environ.get("WATCHDOG_PID", "")
+    if not usec.isdigit() or int(usec) == 0 or (pid.isdigit() and int(pid) != os.getpid()):
+        return None
+    return int(usec) / 2e6
+
+
+def status_line(status: dict) -> str:
+    """The one-line STATUS= text for a pipeline status() snapshot."""
+    lat = status["latency_ms"]["capture_to_result"]
+    line = f"{status['fps']:.1f} fps, capture-to-result p50 {lat['p50']} ms p99 {lat['p99']} ms, " \
+           f"{status['inferred']} frames, model {os.path.basename(status['model']['path'] or '') or '?'}"
+    failed = status.get("model_reloads", {}).get("failed")
+    return f"{line}, {failed} failed reload(s)" if failed else line
+
+
+class Notifier:
+    """The service's side of the notify protocol; every method is a no-op outside systemd."""
+
+    def __init__(self) -> None:
+        self.enabled = bool(os.environ.get("NOTIFY_SOCKET"))
+        self.watchdog = watchdog_period()
+        self.ready = False
+        self._next = 0.0
+
+    def frame(self, status) -> None:
+        """Call from the frame loop after each inferred frame: READY=1 once, then WATCHDOG=1 and STATUS= when due."""
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not self.ready:
+            self.ready = True
+            self._send("READY=1", f"STATUS={status_line(status())}", self.watchdog and "WATCHDOG=1")
+        elif now >= self._next:
+            self._send(self.watchdog and "WATCHDOG=1", f"STATUS={status_line(status())}")
+        else:
+            return
+        self._next = now + (self.watchdog or STATUS_PERIOD)
+
+    def reloading(self) -> None:
+        """Tell systemd a reload started (answered later by reloaded())."""
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        self._send("RELOADING=1", f"MONOTONIC_USEC={usec}", "STATUS=reloading")
+
+    def reloaded(self, status: str) -> None:
+        """Tell systemd the reload finished (whatever its outcome) with a one-line status."""
+        self._send("READY=1", f"STATUS={status}")
+
+    def stopping(self) -> None:
+        """Tell systemd the service is shutting down."""
+        self._send("STOPPING=1", "STATUS=stopping: draining events to sinks")
+
+    def _send(self, *lines: Optional[str]) -> None:
+        if self.enabled:
+            notify("\n".join(line for line in lines if line))
+
+
+def journal_stderr() -> bool:
+    """Whether stderr is connected to journald ($JOURNAL_STREAM names stderr's device:inode)."""
+    stream = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        st = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return stream == f"{st.st_dev}:{st.st_ino}"
+
+
+class JournalFormatter(logging.Formatter):
+    """Prefixes each line with its syslog priority (`<3>` error ... `<7>` debug) so journald records it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The formatted message, every line prefixed."""
+        level = next((p for threshold, p in PRIORITIES if record.levelno >= threshold), 7)
+        return "\n".join(f"<{level}>{line}" for line in super().format(record).splitlines())
+
+
+def setup_logging(level: int) -> None:
+    """`edge: message` on stderr, with priority prefixes when stderr goes to the journal."""
+    handler = logging.StreamHandler(sys.stderr)
+    fmt = "edge: %(message)s"
+    handler.setFormatter(JournalFormatter(fmt) if journal_stderr() else logging.Formatter(fmt))
+    logging.basicConfig(level=level, handlers=[handler])

@@ -1,0 +1,165 @@
+"""Plain-data -> dataclass validation with key-path errors, and the JSON Schema of the same dataclasses.
+
+A field's constraints live in its metadata (see `spec`): description, choices, minimum, exclusive_minimum,
+maximum, pattern. Supported annotations: str, int, float, bool, a dataclass, Optional[T] and List[T].
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import typing
+from typing import Any, Optional, Sequence
+
+MISSING = dataclasses.MISSING
+
+
+class ValidationError(ValueError):
+    """One problem at one key path: str() is `path: problem`."""
+
+    def __init__(self, path: str, problem: str):
+        super().__init__(f"{path or '(top level)'}: {problem}")
+        self.path, self.problem = path, problem
+
+
+def spec(description: str, default: Any = MISSING, *, default_factory: Any = MISSING, choices: Sequence = (),
+         minimum: Optional[float] = None, exclusive_minimum: Optional[float] = None,
+         maximum: Optional[float] = None, pattern: Optional[str] = None) -> Any:
+    """A dataclass field with a description and constraints for both validation and the schema."""
+    meta = {"description": description, "choices": tuple(choices), "minimum": minimum,
+            "exclusive_minimum": exclusive_minimum, "maximum": maximum, "pattern": pattern}
+    return dataclasses.field(default=default, default_factory=default_factory, metadata=meta)
+
+
+def build(cls: type, data: Any, path: str = "") -> Any:
+    """A `cls` instance from nested dicts/lists, or ValidationError naming the first bad key."""
+    if not isinstance(data, dict):
+        raise ValidationError(path, f"must be a mapping, got {_show(data)}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    for key in data:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else f" (expected {_alternatives(sorted(fields), 'or')})"
+            raise ValidationError(_join(path, str(key)), f"unknown key{hint}")
+    values = {}
+    for name, f in fields.items():
+        where = _join(path, name)
+        if name in data:
+            values[name] = _value(hints[name], data[name], where, f.metadata)
+        elif f.default is MISSING and f.default_factory is MISSING:
+            raise ValidationError(where, "is required")
+    return cls(**values)
+
+
+def _value(hint: Any, value: Any, path: str, meta: dict) -> Any:
+    """Check and convert one value against its annotation and constraints."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union:
+        if value is None:
+            return None
+        return _value(next(a for a in args if a is not type(None)), value, path, meta)
+    if origin in (list, typing.List):
+        if not isinstance(value, list):
+            raise ValidationError(path, f"must be a list, got {_show(value)}")
+        return [_value(args[0], item, f"{path}[{i}]", meta) for i, item in enumerate(value)]
+    if dataclasses.is_dataclass(hint):
+        return build(hint, value, path)
+    value = _scalar(hint, value, path)
+    _check(value, path, meta)
+    return value
+
+
+def _scalar(hint: type, value: Any, path: str) -> Any:
+    """str/int/float/bool, strictly (a YAML `no` is not a string, `true` is not a number)."""
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        names = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+        raise ValidationError(path, f"must be {names[hint]}, got {_show(value)}")
+    return value
+
+
+def _check(value: Any, path: str, meta: dict) -> None:
+    """Choices, bounds and pattern from the field's metadata."""
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        raise ValidationError(path, f"must be {_alternatives(choices, 'or')}, got {_show(value)}")
+    if meta.get("minimum") is not None and value < meta["minimum"]:
+        raise ValidationError(path, f"must be at least {meta['minimum']}, got {_show(value)}")
+    if meta.get("exclusive_minimum") is not None and value <= meta["exclusive_minimum"]:
+        raise ValidationError(path, f"must be greater than {meta['exclusive_minimum']}, got {_show(value)}")
+    if meta.get("maximum") is not None and value > meta["maximum"]:
+        raise ValidationError(path, f"must be at most {meta['maximum']}, got {_show(value)}")
+    if meta.get("pattern") and not re.fullmatch(meta["pattern"], value):
+        raise ValidationError(path, f"must match {meta['pattern']}, got {_show(value)}")
+
+
+def schema(cls: type) -> dict:
+    """The JSON Schema (draft-07) of a dataclass: closed objects, required keys, defaults."""
+    hints = typing.get_type_hints(cls)
+    properties, required = {}, []
+    for f in dataclasses.fields(cls):
+        prop = _type_schema(hints[f.name])
+        meta = f.metadata
+        target = prop.get("items", prop)
+        if meta.get("choices"):
+            target["enum"] = list(meta["choices"]) + ([None] if "null" in _types(target) else [])
+        for key, word in (("minimum", "minimum"), ("exclusive_minimum", "exclusiveMinimum"), ("maximum", "maximum")):
+            if meta.get(key) is not None:
+                target[word] = meta[key]
+        if meta.get("pattern"):
+            target["pattern"] = f"^(?:{meta['pattern']})$"
+        if f.default is not MISSING and f.default is not None:
+            prop["default"] = f.default
+        if f.default is MISSING and f.default_factory is MISSING:
+            required.append(f.name)
+        properties[f.name] = {"description": meta.get("description", ""), **prop}
+    out = {"type": "object", "description": (cls.__doc__ or "").strip(), "additionalProperties": False,
+           "properties": properties}
+    if required:
+        out["required"] = required
+    return out
+
+
+def _type_schema(hint: Any) -> dict:
+    """The schema fragment of one annotation."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union:
+        inner = _type_schema(next(a for a in args if a is not type(None)))
+        if "type" in inner and isinstance(inner["type"], str):
+            return {**inner, "type": [inner["type"], "null"]}
+        return {"anyOf": [inner, {"type": "null"}]}
+    if origin in (list, typing.List):
+        return {"type": "array", "items": _type_schema(args[0])}
+    if dataclasses.is_dataclass(hint):
+        return schema(hint)
+    return {"type": {str: "string", int: "integer", float: "number", bool: "boolean"}[hint]}
+
+
+def _types(prop: dict) -> list:
+    """The JSON types a fragment allows."""
+    kind = prop.get("type", [])
+    return kind if isinstance(kind, list) else [kind]
+
+
+def _join(path: str, key: str) -> str:
+    """`a.b` + `c` -> `a.b.c`."""
+    return f"{path}.{key}" if path else key
+
+
+def _alternatives(items: Sequence, word: str) -> str:
+    """[0, 1, 2] -> `0, 1 or 2`."""
+    shown = [str(i) for i in items]
+    return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} {word} {shown[-1]}"
+
+
+def _show(value: Any) -> str:
+    """A value as the config file would spell it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return "a mapping" if isinstance(value, dict) else "a list"
+    return repr(value) if isinstance(value, str) else str(value)
