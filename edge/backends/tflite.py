@@ -32,9 +32,12 @@ class TFLiteBackend(Backend):
 
     def __init__(self, path: str, threads: Optional[int] = None):
         with open(path, "rb") as f:
-            head = f.read(8)
-        if len(head) < 8 or head[4:8] != b"TFL3":
+            data = f.read()
+        if len(data) < 8 or data[4:8] != b"TFL3":
             raise ModelError(f"{path}: not a TFLite flatbuffer (no TFL3 identifier)")
+        problem = flatbuffer_problem(data)
+        if problem:
+            raise ModelError(f"{path}: corrupt or truncated TFLite model ({problem})")
         interpreter_class, self.runtime = _interpreter_class()
         try:
             # The interpreter defaults to one thread; a device dedicated to detection wants every core.
@@ -52,6 +55,70 @@ class TFLiteBackend(Backend):
         self._interpreter.set_tensor(self._input_index, tensor)
         self._interpreter.invoke()
         return [self._interpreter.get_tensor(i) for i in self._output_indices]
+
+
+def flatbuffer_problem(data: bytes) -> Optional[str]:
+    """Bounds-check the Model table and every weight buffer, or say what is out of bounds.
+
+    Older runtimes (ai-edge-litert < 2.3, tflite-runtime) read such offsets unchecked and crash the process;
+    this walks the parts of the schema a truncated or damaged file breaks first.
+    """
+    size = len(data)
+
+    def u32(pos: int) -> int:
+        return int.from_bytes(data[pos:pos + 4], "little")
+
+    def table(pos: int) -> Optional[tuple]:
+        """(table position, vtable position, vtable size) when both lie inside the file."""
+        if not 0 <= pos <= size - 4:
+            return None
+        vtable = pos - int.from_bytes(data[pos:pos + 4], "little", signed=True)
+        if not 0 <= vtable <= size - 4:
+            return None
+        vt_size = int.from_bytes(data[vtable:vtable + 2], "little")
+        return (pos, vtable, vt_size) if vt_size >= 4 and vtable + vt_size <= size else None
+
+    def field(t: tuple, index: int) -> Optional[int]:
+        """Position of a table field, None when absent."""
+        pos, vtable, vt_size = t
+        slot = 4 + 2 * index
+        offset = int.from_bytes(data[vtable + slot:vtable + slot + 2], "little") if slot + 2 <= vt_size else 0
+        return pos + offset if offset else None
+
+    def vector(t: tuple, index: int, element: int) -> Optional[tuple]:
+        """(first element position, length) of a vector field; raises ValueError when out of bounds."""
+        at = field(t, index)
+        if at is None:
+            return None
+        if at > size - 4 or at + u32(at) > size - 4:
+            raise ValueError(f"field {index} points past the end")
+        start = at + u32(at)
+        length = u32(start)
+        if start + 4 + length * element > size:
+            raise ValueError(f"vector {index} of {length} items runs past the end")
+        return start + 4, length
+
+    model = table(u32(0))
+    if model is None:
+        return "root table out of bounds"
+    try:
+        for index in (1, 2):  # operator codes, subgraphs
+            vector(model, index, 4)
+        buffers = vector(model, 4, 4)
+        for k in range(buffers[1] if buffers else 0):
+            at = buffers[0] + 4 * k
+            buffer = table(at + u32(at))
+            if buffer is None:
+                return f"buffer {k} out of bounds"
+            vector(buffer, 0, 1)
+            offset_at, size_at = field(buffer, 1), field(buffer, 2)
+            if offset_at and size_at:  # weights stored after the flatbuffer (models over 2 GB)
+                start = int.from_bytes(data[offset_at:offset_at + 8], "little")
+                if start > 1 and start + int.from_bytes(data[size_at:size_at + 8], "little") > size:
+                    return f"buffer {k} data runs past the end"
+    except ValueError as e:
+        return str(e)
+    return None
 
 
 def _info(detail: dict) -> TensorInfo:
