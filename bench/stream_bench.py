@@ -130,9 +130,9 @@ def best(runs: list) -> dict:
     return max(runs, key=lambda r: r["fps"])
 
 
-def bench_model(model: str, video: str, python: Optional[str], rounds: int) -> dict:
+def bench_model(model: str, video: str, python: Optional[str], rounds: int, threads: Optional[int] = None) -> dict:
     """All measurements for one model; (a) and (b) alternate for `rounds` rounds so noise hits both alike."""
-    detector = Detector.load(model)
+    detector = Detector.load(model, threads=threads)
     Pipeline(detector, [VideoFileSource(video, realtime=False)], all_frames=True, max_frames=5).run()  # warm-up
     paced = live(detector, video)  # first, so its RSS is the pipeline's, not the preloaded frames'
     raw_run, det_run, raws, dets, pipes = raw_loop(detector, video), detector_loop(detector, video), [], [], []
@@ -161,10 +161,11 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=150)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of (a) and (b); the best of each is kept")
     parser.add_argument("--ultralytics-python", help="python of a venv with ultralytics, for column (c)")
+    parser.add_argument("--threads", type=int, help="inference threads (default: the backend's)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         video = make_video(os.path.join(tmp, "bench.avi"), args.images, args.frames)
-        results = [bench_model(m, video, args.ultralytics_python, args.rounds) for m in args.models]
+        results = [bench_model(m, video, args.ultralytics_python, args.rounds, args.threads) for m in args.models]
     print(json.dumps({"frames": args.frames, "rounds": args.rounds, "video": "640x480 MJPG 30 fps", "cpus": os.cpu_count(),
                       "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                       "results": results}, indent=1))
