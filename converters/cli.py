@@ -57,6 +57,9 @@ def convert(args: argparse.Namespace) -> str:
         raise ConvertError(f"{args.model}: cannot tell the model family from the file name; pass --family yolo11|damo-yolo")
     names = load_names(args.names) if args.names else None
     imgsz = parse_imgsz(args.imgsz)
+    if entry is not None and entry.family == family and not is_onnx:  # a known checkpoint needs no more flags
+        names = names or entry.names
+        imgsz = imgsz or (entry.input_size, entry.input_size)
     stem = os.path.splitext(os.path.basename(args.model))[0]
     out = args.out or f"{stem}_{args.target}"
     with tempfile.TemporaryDirectory(prefix="edge-convert-") as work:

@@ -9,6 +9,7 @@ import sys
 from typing import Optional, Sequence
 
 from . import __version__
+from .demo.cli import add_demo_parser
 from .errors import EdgeError
 from .models_cli import add_models_parser
 from .ops_cli import add_ops_parsers
@@ -186,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     add_run_parser(sub, _model_args)
+    add_demo_parser(sub)
     add_ops_parsers(sub)
     add_models_parser(sub)
     return parser

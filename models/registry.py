@@ -6,10 +6,12 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
+from edge.demo.scene import CLASSES as SHAPES
 from edge.names import COCO80
 
 DAMO_LICENCE = "Apache-2.0 (DAMO-YOLO architecture and official weights)"
 YOLO11_LICENCE = "AGPL-3.0 (Ultralytics YOLO11 weights; commercial use needs an Ultralytics licence)"
+SHAPES_LICENCE = "Apache-2.0 (DAMO-YOLO architecture; project-owned weights trained on synthetic shapes)"
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ REGISTRY = {e.name: e for e in (
     _damo("T", 20, 640), _damo("S", 25, 640), _damo("M", 35, 640), _damo("L", 45, 640),
     _damo("N", 20, 416), _damo("Ns", 18, 416), _damo("Nm", 18, 416), _damo("Nl", 20, 416),
     *(_yolo11(s) for s in "nsmlx"),
+    ModelEntry("damo-yolo-ns-shapes", "damo-yolo", "Ns", 256, SHAPES, SHAPES_LICENCE, ("damoyolo_ns_shapes.pth",)),
 )}
 
 # Release files may carry a suffix (damoyolo_tinynasL25_S_477.pth: mAP x10).
