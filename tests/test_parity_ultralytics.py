@@ -70,11 +70,13 @@ def test_tflite_predict_matches_ultralytics():
         missing, extra = compare(reference, detector, 0.99, 0.01)
         assert not missing and not extra, (missing[:3], extra[:3])
         return
-    # Different int8 kernels: measured here 98% of reference detections within IoU 0.9 / score 0.05.
+    # Different int8 kernels. Measured within IoU 0.9 / score 0.05 on an AVX512-VNNI x86: 98 % of the reference
+    # detections with ai-edge-litert 2.3, 91 % with tflite-runtime 2.14 (numpy < 2), whose kernels differ more.
+    allowed = 0.12 if detector.backend.runtime == "tflite-runtime" else 0.05
     total = sum(len(r["detections"]) for r in reference.values())
     missing, extra = compare(reference, detector, 0.9, 0.05)
-    assert len(missing) <= 0.05 * total, f"{len(missing)}/{total} unmatched, first: {missing[:3]}"
-    assert len(extra) <= 0.05 * total, f"{len(extra)} extra, first: {extra[:3]}"
+    assert len(missing) <= allowed * total, f"{len(missing)}/{total} unmatched, first: {missing[:3]}"
+    assert len(extra) <= allowed * total, f"{len(extra)} extra, first: {extra[:3]}"
 
 
 @pytest.mark.parametrize("model,tolerance", [("yolo11n.onnx", 0.3), ("yolo11n_int8.tflite", None)])
