@@ -22,7 +22,7 @@ import cv2
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from edge import Detector  # noqa: E402
-from edge.bench import list_images  # noqa: E402
+from edge.images import list_images  # noqa: E402
 from edge.pipeline import Pipeline  # noqa: E402
 from edge.sources.synthetic import render  # noqa: E402
 from edge.sources.video import VideoFileSource  # noqa: E402

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from edge.bench import IMAGE_EXTENSIONS
 from edge.contract import InputSpec
+from edge.errors import EdgeError
+from edge.images import list_images
 from edge.preprocess import Preprocessor
 
 from . import ConvertError
@@ -74,11 +75,12 @@ def load_calibration(source: str, spec: InputSpec, count: int = DEFAULT_COUNT, m
 
 
 def _folder_frames(folder: str, count: int) -> list:
-    files = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
-    if not files:
-        raise ConvertError(f"--calib {folder}: no images (.jpg, .png, ...) in this folder")
+    try:
+        files = list_images(folder)
+    except EdgeError as e:
+        raise ConvertError(f"--calib {e}") from None
     chosen = [files[i] for i in evenly(len(files), count)]
-    return [(name, cv2.imread(os.path.join(folder, name), cv2.IMREAD_COLOR)) for name in chosen]
+    return [(os.path.basename(path), cv2.imread(path, cv2.IMREAD_COLOR)) for path in chosen]
 
 
 def _video_frames(path: str, count: int) -> list:

@@ -1,8 +1,6 @@
 """`edge bench`: per-stage latency, throughput, load time and peak memory of a Detector."""
 from __future__ import annotations
 
-import glob
-import os
 import resource
 import sys
 import time
@@ -12,17 +10,7 @@ import cv2
 import numpy as np
 
 from .detector import Detector
-from .errors import EdgeError
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-
-
-def list_images(folder: str) -> list:
-    """Image files in a folder, sorted."""
-    files = sorted(f for f in glob.glob(os.path.join(folder, "*")) if f.lower().endswith(IMAGE_EXTENSIONS))
-    if not files:
-        raise EdgeError(f"{folder}: no images (.jpg, .png, ...) found")
-    return files
+from .images import list_images
 
 
 def peak_rss_mb() -> float:

@@ -57,7 +57,7 @@ def cmd_detect(args) -> int:
     """Run the model on images and print or save the detections."""
     import cv2
 
-    from .bench import list_images
+    from .images import list_images
     from .draw import draw_detections
 
     detector = _load(args)

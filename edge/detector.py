@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import replace
 from typing import Optional, Sequence
 
 import numpy as np

@@ -3,7 +3,6 @@ import json
 import threading
 
 import jsonschema
-import numpy as np
 import pytest
 
 import edge

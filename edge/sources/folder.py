@@ -7,7 +7,7 @@ from typing import Optional
 
 import cv2
 
-from ..bench import list_images
+from ..images import list_images
 from ..errors import EdgeError
 from .base import Frame, Source, SourceError
 
