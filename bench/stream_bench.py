@@ -66,15 +66,21 @@ def rss_mb() -> float:
         return round(next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024, 1)
 
 
-def raw_loop(detector: Detector, video: str) -> Callable[[], int]:
-    """(a): backend.run over tensors preprocessed up front from every decoded frame."""
-    capture, tensors = cv2.VideoCapture(video), []
+def decoded_frames(video: str) -> list:
+    """Every frame of the video, decoded up front."""
+    capture, images = cv2.VideoCapture(video), []
     while True:
         ok, image = capture.read()
         if not ok:
             break
-        tensors.append(detector.preprocess(image)[0].copy())
+        images.append(image)
     capture.release()
+    return images
+
+
+def raw_loop(detector: Detector, video: str) -> Callable[[], int]:
+    """(a): backend.run over tensors preprocessed up front from every decoded frame."""
+    tensors = [detector.preprocess(image)[0].copy() for image in decoded_frames(video)]
 
     def run() -> int:
         for tensor in tensors:
@@ -85,13 +91,7 @@ def raw_loop(detector: Detector, video: str) -> Callable[[], int]:
 
 def detector_loop(detector: Detector, video: str) -> Callable[[], int]:
     """(a2): the full Detector (preprocess + inference + postprocess) over frames decoded up front, no threads."""
-    capture, images = cv2.VideoCapture(video), []
-    while True:
-        ok, image = capture.read()
-        if not ok:
-            break
-        images.append(image)
-    capture.release()
+    images = decoded_frames(video)
 
     def run() -> int:
         for image in images:
