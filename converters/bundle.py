@@ -9,18 +9,20 @@ import numpy as np
 
 from edge import Detector
 from edge.bundle import sha256_file, write_bundle
+from edge.contract import Contract
 from edge.errors import EdgeError
 
 from . import ConvertError
 
 
 def bundle_model(model_path: str, family: Optional[str], out_dir: str, names: Optional[Sequence[str]] = None,
-                 target: str = "onnx", source: Optional[dict] = None) -> str:
-    """Infer the contract of `model_path` as the runtime would, write the bundle, verify it; returns out_dir."""
-    try:
-        contract = Detector.load(model_path, family=family, names=names).contract
-    except EdgeError as e:
-        raise ConvertError(str(e)) from None
+                 target: str = "onnx", source: Optional[dict] = None, contract: Optional[Contract] = None) -> str:
+    """Write the bundle with `contract` (else inferred as the runtime would) and verify it; returns out_dir."""
+    if contract is None:
+        try:
+            contract = Detector.load(model_path, family=family, names=names).contract
+        except EdgeError as e:
+            raise ConvertError(str(e)) from None
     contract = replace(contract, target=target, source=dict(source or {}))
     write_bundle(out_dir, model_path, contract)
     verify_bundle(out_dir)

@@ -64,11 +64,13 @@ def evaluate(detector: Detector, images_dir: str, annotations: str, limit: Optio
         summary = ultralytics_map(gt, results, [im["id"] for im in images])
     else:
         summary = coco_map(gt, results, [im["id"] for im in images])
+        names = {c["id"]: c["name"] for c in gt["categories"]}
+        summary["per_class"] = {names[k]: v for k, v in summary["per_class"].items()}
     return {**summary, "metric": metric, "images": len(images), "detections": len(results)}
 
 
 def coco_map(gt: dict, results: list, image_ids: list) -> dict:
-    """Official COCO bbox mAP (faster-coco-eval), in percent."""
+    """Official COCO bbox mAP (faster-coco-eval), in percent; per_class maps category id -> AP50-95."""
     try:
         from faster_coco_eval import COCO, COCOeval_faster
     except ImportError as e:
@@ -79,13 +81,18 @@ def coco_map(gt: dict, results: list, image_ids: list) -> dict:
         coco_gt.createIndex()
         coco_dt = coco_gt.loadRes(results) if results else None
     if coco_dt is None:
-        return {"map50_95": 0.0, "map50": 0.0}
+        return {"map50_95": 0.0, "map50": 0.0, "per_class": {}}
     evaluator = COCOeval_faster(coco_gt, coco_dt, "bbox", print_function=lambda *a, **k: None)
     evaluator.params.imgIds = image_ids
     evaluator.evaluate()
     evaluator.accumulate()
     evaluator.summarize()
-    return {"map50_95": round(float(evaluator.stats[0]) * 100, 2), "map50": round(float(evaluator.stats[1]) * 100, 2)}
+    # precision[iou, recall, class, area=all, max_dets=100]; -1 marks a class with no ground truth here
+    precision = evaluator.eval["precision"][:, :, :, 0, -1]
+    per_class = {int(cat): round(float(precision[:, :, k][precision[:, :, k] > -1].mean()) * 100, 2)
+                 for k, cat in enumerate(evaluator.params.catIds) if (precision[:, :, k] > -1).any()}
+    return {"map50_95": round(float(evaluator.stats[0]) * 100, 2), "map50": round(float(evaluator.stats[1]) * 100, 2),
+            "per_class": per_class}
 
 
 def _xyxy(bbox_list: list) -> np.ndarray:

@@ -1,0 +1,180 @@
+"""Build one target bundle from an fp32 ONNX source; bundles are staged and renamed into place when complete."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field, replace
+from typing import Optional
+
+from edge import Detector
+from edge.errors import EdgeError
+
+from . import ConvertError
+from .accuracy import accuracy_report, agreement_scorer, format_report, map_scorer, measure, write_report
+from .bundle import bundle_model
+from .calibration import CalibrationSet, load_calibration
+from .onnx_int8 import OnnxInt8Quantizer, is_quantized, search_partial
+
+log = logging.getLogger("edge-convert")
+
+TARGETS = ("onnx", "onnx-int8", "tflite", "tflite-fp16", "tflite-int8", "tensorrt-fp16", "tensorrt-int8")
+DEFAULT_MAX_DROP = {"int8": 0.5}  # mAP50-95 points; float targets default to FLOAT_MAX_DROP
+FLOAT_MAX_DROP = 0.1
+
+
+@dataclass
+class Source:
+    """The model the user gave, resolved: a checkpoint to export, an ONNX file, or an ONNX bundle."""
+
+    path: str
+    family: Optional[str]
+    names: Optional[tuple]
+    info: dict = field(default_factory=dict)
+    checkpoint: bool = False
+    imgsz: Optional[tuple] = None
+    config: Optional[str] = None
+    bundle: Optional[str] = None
+    precision: str = ""
+
+
+def precision_of(target: str) -> str:
+    """'tflite-int8' -> 'int8', 'onnx' -> 'fp32'."""
+    return target.rsplit("-", 1)[1] if "-" in target else "fp32"
+
+
+def build(source: Source, target: str, out: str, args: argparse.Namespace) -> tuple:
+    """Build `target` into `out` (replacing it only once complete); returns (out, accuracy report or None)."""
+    precision = precision_of(target)
+    max_drop = args.max_drop if args.max_drop is not None else DEFAULT_MAX_DROP.get(precision, FLOAT_MAX_DROP)
+    with tempfile.TemporaryDirectory(prefix="edge-convert-") as work:
+        onnx_path = fp32_onnx(source, work)
+        if is_quantized(onnx_path) and target != "tensorrt-int8":
+            raise ConvertError(f"{source.path}: already an int8 (QDQ) model; convert the fp32 model to {target}")
+        contract = _contract(onnx_path, source)
+        calib = _calibration(args, contract) if precision == "int8" and not is_quantized(onnx_path) else None
+        staging = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.normpath(out))}.partial-",
+                                   dir=os.path.dirname(os.path.abspath(out)))
+        try:
+            notes = _build_into(staging, target, source, onnx_path, contract, calib, args, max_drop, work)
+            report = _report(staging, target, onnx_path, contract, args, max_drop, notes) if args.val else None
+            publish(staging, out)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return out, report
+
+
+def _build_into(staging: str, target: str, source: Source, onnx_path: str, contract, calib: Optional[CalibrationSet],
+                args: argparse.Namespace, max_drop: float, work: str) -> dict:
+    """Write the target's bundle into `staging`; returns notes for the accuracy report."""
+    info = dict(source.info)
+    if calib is not None:
+        info["calibration"] = {"images": len(calib), "skipped": len(calib.skipped), "from": os.path.abspath(args.calib)}
+    if target == "onnx":
+        bundle_model(onnx_path, source.family, staging, source.names, target, info, contract=contract)
+        return {}
+    if target == "onnx-int8":
+        return _onnx_int8(staging, source, onnx_path, contract, calib, args, max_drop, work, info)
+    if target.startswith("tflite"):
+        from .tflite import convert_tflite
+
+        stem = os.path.splitext(os.path.basename(onnx_path))[0]
+        tflite_path = os.path.join(work, f"{stem}_{precision_of(target)}.tflite")
+        converted = convert_tflite(onnx_path, contract, precision_of(target),
+                                   calib.tensors if calib is not None else None, tflite_path)
+        bundle_model(tflite_path, source.family, staging, source.names, target, info, contract=converted)
+        return {}
+    from .tensorrt import build_tensorrt_bundle
+
+    onnx_bundle = source.bundle
+    if onnx_bundle is None:
+        onnx_bundle = bundle_model(onnx_path, source.family, os.path.join(work, "onnx-bundle"), source.names, "onnx",
+                                   info, contract=contract)
+    build_tensorrt_bundle(onnx_bundle, precision_of(target), staging, calib.tensors if calib is not None else None)
+    return {}
+
+
+def _onnx_int8(staging: str, source: Source, onnx_path: str, contract, calib: CalibrationSet,
+               args: argparse.Namespace, max_drop: float, work: str, info: dict) -> dict:
+    """Static QDQ quantization; sensitive layers stay float until the drop is within max_drop."""
+    quantizer = OnnxInt8Quantizer(onnx_path, calib.tensors, work, args.calib_method)
+    if args.val:
+        baseline, score = map_scorer(onnx_path, contract, args.val, args.annotations)
+        basis = f"mAP50-95 on {args.val}"
+    else:
+        baseline, score = agreement_scorer(onnx_path, contract, calib.tensors)
+        basis = f"mAP50-95 against fp32 detections on {min(len(calib), 32)} calibration images (no --val)"
+    int8_path = os.path.join(work, os.path.splitext(os.path.basename(onnx_path))[0] + "_int8.onnx")
+    result = search_partial(quantizer, int8_path, score, baseline, max_drop, work)
+    notes = {"kept_float": result.keep_float, "search_basis": basis, "calibration_method": args.calib_method,
+             "search_trials": [{"kept_float": k, "map50_95": v} for k, v in result.trials]}
+    info["quantization"] = {"format": "QDQ", "weights": "int8 per-channel symmetric", "activations": "uint8",
+                            "decode_in_float": quantizer.tail, **notes}
+    bundle_model(int8_path, source.family, staging, source.names, "onnx-int8", info,
+                 contract=replace(contract, precision="int8"))
+    if not result.within:
+        log.warning("onnx-int8: %.2f versus fp32 %.2f (%s) even with %d layer(s) in float", result.score, baseline,
+                    basis, len(result.keep_float))
+    return notes
+
+
+def _report(staging: str, target: str, onnx_path: str, contract, args: argparse.Namespace, max_drop: float,
+            notes: dict) -> dict:
+    """Measure the staged bundle against the fp32 source, store accuracy.json and print the table."""
+    report = accuracy_report(measure(staging, contract, args.val, args.annotations),
+                             measure(onnx_path, contract, args.val, args.annotations), max_drop,
+                             {"target": target, **notes})
+    write_report(staging, report)
+    print(format_report(target, report))
+    return report
+
+
+def fp32_onnx(source: Source, work: str) -> str:
+    """The source as an ONNX file: exported from the checkpoint into `work`, else the file itself."""
+    if not source.checkpoint:
+        return source.path
+    stem = os.path.splitext(os.path.basename(source.path))[0]
+    onnx_path = os.path.join(work, f"{stem}.onnx")
+    if source.family == "damo-yolo":
+        from .damo import export_damo
+
+        source.info.update(export_damo(source.path, source.config, onnx_path, source.imgsz, source.names))
+    else:
+        from .yolo11 import export_yolo11
+
+        source.info.update(export_yolo11(source.path, onnx_path, source.imgsz))
+    return onnx_path
+
+
+def _contract(onnx_path: str, source: Source):
+    try:
+        return Detector.load(onnx_path, family=source.family, names=source.names).contract
+    except EdgeError as e:
+        raise ConvertError(str(e)) from None
+
+
+def _calibration(args: argparse.Namespace, contract) -> CalibrationSet:
+    if not args.calib:
+        raise ConvertError("int8 needs calibration images: pass --calib FOLDER_OR_VIDEO (a few hundred frames like "
+                           "the ones the camera will see)")
+    return load_calibration(args.calib, contract.input, count=args.calib_count)
+
+
+def publish(staging: str, out: str) -> None:
+    """Move a complete bundle into place; an existing bundle at `out` is replaced only after that succeeds."""
+    previous = None
+    if os.path.exists(out):
+        previous = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.normpath(out))}.old-",
+                                    dir=os.path.dirname(os.path.abspath(out)))
+        os.replace(out, os.path.join(previous, "bundle"))
+    try:
+        os.replace(staging, out)
+    except OSError:
+        if previous:
+            os.replace(os.path.join(previous, "bundle"), out)
+        raise
+    finally:
+        if previous:
+            shutil.rmtree(previous, ignore_errors=True)
