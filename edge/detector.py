@@ -13,6 +13,7 @@ from .bundle import is_bundle, read_bundle
 from .contract import Contract
 from .decode import decode_damo_yolo, decode_damo_yolo_head, decode_yolo11, decode_yolo11_end2end
 from .detections import Detections
+from .engines import find_engine, needs_engine
 from .errors import ContractError, ModelError
 from .nms import non_max_suppression
 from .preprocess import Preprocessor
@@ -45,14 +46,19 @@ class Detector:
     def load(cls, path: str, *, family: Optional[str] = None, names: Optional[Sequence[str]] = None,
              backend: Optional[str] = None, providers: Optional[Sequence[str]] = None, threads: Optional[int] = None,
              verify: bool = True, **thresholds) -> "Detector":
-        """Open a bundle directory, a manifest.json, or a raw .onnx/.tflite file (contract inferred)."""
+        """Open a bundle directory, a manifest.json, or a raw .onnx/.tflite/.engine file (contract inferred).
+
+        A TensorRT bundle runs the engine cached for this device (edge/engines.py); backend="onnxruntime" runs its ONNX.
+        """
         path = str(path)
         if not os.path.exists(path):
             raise ModelError(f"{path}: no such file or directory")
         if is_bundle(path):
-            model_path, contract, _ = read_bundle(path, verify=verify)
+            model_path, contract, manifest = read_bundle(path, verify=verify)
             if names is not None:
                 contract = contract.with_names(names)
+            if needs_engine(manifest) and backend in (None, "tensorrt"):  # backend="onnxruntime" runs the ONNX
+                model_path, backend = find_engine(os.path.dirname(model_path), manifest, verify=verify), "tensorrt"
             engine = open_backend(model_path, backend, providers=providers, threads=threads)
         elif os.path.isdir(path):
             raise ModelError(f"{path}: a directory but not a bundle (no manifest.json)")

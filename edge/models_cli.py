@@ -85,7 +85,7 @@ def cmd_build_engine(args: argparse.Namespace) -> int:
     if not needs_engine(manifest):
         print(f"{current}: target {manifest.get('target')!r} needs no engine build")
         return 0
-    build_engine(bundle, manifest)
+    print(f"{current}: engine {build_engine(bundle, manifest)}")
     return 0
 
 

@@ -1,6 +1,7 @@
 """On-device model store: verified bundles in versioned directories under <state>/models, switched by atomic links.
 
-Layout: <state>/models/<name>-<sha12>/ (manifest.json, the model file, .edge-install.json), `current` and
+Layout: <state>/models/<name>-<sha12>/ (manifest.json, the model file, .edge-install.json, and for TensorRT
+bundles a calibration cache and engines/, see edge/engines.py), `current` and
 `previous` symlinks to version directories, `.lock`, and `.tmp-*` work entries that the next run removes.
 A version directory only appears (by rename) once it is complete, verified, self-tested and fsynced, and
 `current` only ever moves by os.replace of a fresh symlink, so a crash at any step leaves the old or the new
@@ -22,8 +23,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
+from . import engines
 from .bundle import MANIFEST, read_bundle
-from .errors import EdgeError, ModelError
+from .engines import needs_engine
+from .errors import BackendUnavailable, EdgeError, ModelError
 
 DEFAULT_STATE_DIR = "/var/lib/edge"
 RECORD = ".edge-install.json"
@@ -43,15 +46,13 @@ def crash_point(step: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def needs_engine(manifest: dict) -> bool:
-    """True when the bundle targets TensorRT but ships ONNX: the engine is built on the device."""
-    return str(manifest.get("target", "")).startswith("tensorrt") and manifest["model"].get("format") == "onnx"
-
-
-def build_engine(bundle_dir: str, manifest: dict) -> None:
-    """Build the TensorRT engine for a bundle, cached per TensorRT version and GPU (not supported yet)."""
-    raise ModelError(f"{bundle_dir}: target {manifest.get('target')!r} needs a TensorRT engine build, which is not "
-                     "supported yet in this version; install an onnx or tflite bundle")
+def build_engine(bundle_dir: str, manifest: dict) -> str:
+    """Build (or reuse) the bundle's TensorRT engine for this device under <bundle>/engines; returns its path."""
+    try:
+        return engines.build_engine(bundle_dir, manifest)
+    except BackendUnavailable as e:
+        raise ModelError(f"{bundle_dir}: target {manifest.get('target')!r} needs a TensorRT engine built on this "
+                         f"device: {e}") from None
 
 
 def self_test(bundle_dir: str) -> float:
@@ -128,7 +129,7 @@ class Store:
                 continue
             with open(os.path.join(path, RECORD), encoding="utf-8") as f:
                 record = json.load(f)
-            size = sum(os.path.getsize(os.path.join(path, n)) for n in os.listdir(path))
+            size = sum(os.path.getsize(os.path.join(d, n)) for d, _, files in os.walk(path) for n in files)
             found.append(Version(name, path, record["installed_at"], size, record["model"], record["family"],
                                  name == current, name == previous))
         return sorted(found, key=lambda v: (v.installed_at, v.name))
@@ -248,11 +249,19 @@ def _unpack(source: str, work: str) -> str:
         root = _extract(source, os.path.join(work, "archive"))
     else:
         raise ModelError(f"{source}: not a bundle directory or a .tar/.tar.gz of one")
-    model_path, _, _ = read_bundle(root, verify=False)
+    model_path, _, manifest = read_bundle(root, verify=False)
     bundle = os.path.join(work, "bundle")
     os.mkdir(bundle)
-    for path in (os.path.join(root, MANIFEST), model_path):
+    calibration = engines.calibration_cache_path(root, manifest)
+    for path in (os.path.join(root, MANIFEST), model_path, *([calibration] if calibration else [])):
         shutil.copyfile(path, os.path.join(bundle, os.path.basename(path)))
+    cached = os.path.join(root, engines.ENGINES)
+    if os.path.isdir(cached):  # engines built where the bundle was converted: kept when they fit this device
+        os.mkdir(os.path.join(bundle, engines.ENGINES))
+        for name in os.listdir(cached):
+            path = os.path.join(cached, name)
+            if name.endswith((".engine", ".json", ".cache")) and os.path.isfile(path) and not os.path.islink(path):
+                shutil.copyfile(path, os.path.join(bundle, engines.ENGINES, name))
     return bundle
 
 
@@ -288,10 +297,13 @@ def _version_name(bundle: str, manifest: dict) -> str:
 
 
 def _seal(bundle: str) -> None:
-    """Readable by the service user, and on disk: fsync every file, then the directory."""
+    """Readable by the service user, and on disk: fsync every file, then its directory (engines/ included)."""
     os.chmod(bundle, 0o755)
     for name in os.listdir(bundle):
         path = os.path.join(bundle, name)
+        if os.path.isdir(path):
+            _seal(path)
+            continue
         os.chmod(path, 0o644)
         fd = os.open(path, os.O_RDONLY)
         try:

@@ -86,7 +86,7 @@ def test_refused_bundles_leave_current_alone(bundles, tmp_path, damage):
     bad_bundle = tiny_bundle(bad, "bad", 0.5)
     manifest_path = Path(bad_bundle) / MANIFEST
     manifest = json.loads(manifest_path.read_text())
-    source, expected = bad_bundle, {"tampered": "sha256", "self-test": "self-test failed", "tensorrt": "not supported yet",
+    source, expected = bad_bundle, {"tampered": "sha256", "self-test": "self-test failed", "tensorrt": "needs a TensorRT engine",
                                     "unsafe-archive": "refusing archive member", "not-a-bundle": "not a bundle"}[damage]
     if damage == "tampered":
         with open(Path(bad_bundle) / "bad.onnx", "ab") as f:

@@ -29,7 +29,8 @@ def open_backend(path: str, backend: Optional[str] = None, **options) -> Backend
         from .tflite import TFLiteBackend
         return TFLiteBackend(path, threads=options.get("threads"))
     if kind == "tensorrt":
-        raise ModelError(f"{path}: the TensorRT backend is not available yet in this version")
+        from .tensorrt import TensorRTBackend
+        return TensorRTBackend(path)
     raise ModelError(f"unknown backend {kind!r}; expected one of {', '.join(BACKENDS)}")
 
 

@@ -1,0 +1,245 @@
+"""TensorRT engines built on the device from a bundle's ONNX, cached per TensorRT version, GPU, precision and size.
+
+Bundle design. A TensorRT bundle is an ONNX bundle whose manifest says target `tensorrt-fp16` or `tensorrt-int8`.
+Its ONNX is fp32 or, for int8, either an int8 QDQ ONNX (explicit quantization: no calibrator) or an fp32 ONNX
+plus a TensorRT calibration cache named in the manifest (`"tensorrt": {"calibration_cache": {"file", "sha256"}}`).
+Engines are not portable, so each device builds its own into <bundle>/engines/<key>.engine, the key naming the
+precision, input size, TensorRT version, GPU and compute capability; <key>.json beside it records those fields
+and the sha256 of the ONNX and of the engine. The engine file is the plain serialized engine (trtexec and
+Triton load it): metadata stays in manifest.json. A timing cache per TensorRT version and GPU sits in engines/
+too and speeds up every later build.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from .backends import tensorrt as trt_backend
+from .bundle import sha256_file
+from .calibrator import CalibrationBatches, make_calibrator
+from .errors import ModelError
+
+ENGINES = "engines"
+CALIBRATION_CACHE = "calibration.cache"
+PRECISIONS = ("fp16", "int8")
+
+
+@dataclass(frozen=True)
+class Platform:
+    """What an engine is tied to: the TensorRT version and the GPU it was built on."""
+
+    tensorrt: str
+    gpu: str
+    compute_capability: str
+
+    @property
+    def tag(self) -> str:
+        """Filesystem-safe 'trt<version>-<gpu>-sm<cc>'."""
+        return f"trt{_safe(self.tensorrt)}-{_safe(self.gpu)}-sm{_safe(self.compute_capability.replace('.', ''))}"
+
+
+def current_platform() -> Platform:
+    """This device's TensorRT version, GPU name and compute capability."""
+    trt, cuda = trt_backend.import_tensorrt()
+    gpu = trt_backend.CudaContext(cuda)
+    try:
+        major, minor = gpu.device.compute_capability()
+        return Platform(trt.__version__, gpu.device.name(), f"{major}.{minor}")
+    finally:
+        gpu.release()
+
+
+def needs_engine(manifest: dict) -> bool:
+    """True when the bundle targets TensorRT but ships ONNX: the engine is built on the device."""
+    return str(manifest.get("target", "")).startswith("tensorrt") and manifest["model"].get("format") == "onnx"
+
+
+def precision_of(manifest: dict) -> str:
+    """'fp16' or 'int8' from the manifest's target tensorrt-<precision>."""
+    target = str(manifest.get("target", ""))
+    precision = target.partition("-")[2]
+    if not target.startswith("tensorrt-") or precision not in PRECISIONS:
+        raise ModelError(f"target {target!r}: expected one of {', '.join('tensorrt-' + p for p in PRECISIONS)}")
+    return precision
+
+
+def engine_key(platform: Platform, precision: str, height: int, width: int) -> str:
+    """'<precision>-<H>x<W>-trt<version>-<gpu>-sm<cc>': one name per engine that is not interchangeable."""
+    return f"{_safe(precision)}-{int(height)}x{int(width)}-{platform.tag}"
+
+
+def engine_paths(bundle_dir: str, key: str) -> tuple:
+    """(engine file, JSON sidecar) for a key in the bundle's engine cache."""
+    stem = os.path.join(bundle_dir, ENGINES, key)
+    return stem + ".engine", stem + ".json"
+
+
+def timing_cache_path(bundle_dir: str, platform: Platform) -> str:
+    """The builder timing cache for this TensorRT version and GPU."""
+    return os.path.join(bundle_dir, ENGINES, f"timing-{platform.tag}.cache")
+
+
+def calibration_cache_path(bundle_dir: str, manifest: dict) -> Optional[str]:
+    """The calibration cache the manifest names, checked against its sha256; None when there is none."""
+    entry = (manifest.get("tensorrt") or {}).get("calibration_cache")
+    if not entry:
+        return None
+    name = entry.get("file", "")
+    if name in ("", ".", "..") or "/" in name or "\\" in name:
+        raise ModelError(f"{bundle_dir}: tensorrt.calibration_cache.file must be a file name, got {name!r}")
+    path = os.path.join(bundle_dir, name)
+    if not os.path.isfile(path) or sha256_file(path) != entry.get("sha256"):
+        raise ModelError(f"{path}: the calibration cache is missing or does not match the manifest's sha256")
+    return path
+
+
+def find_engine(bundle_dir: str, manifest: dict, platform: Optional[Platform] = None, verify: bool = True) -> str:
+    """The cached engine for this device, or a ModelError saying how to build it."""
+    platform = platform or current_platform()
+    spec = manifest["input"]
+    key = engine_key(platform, precision_of(manifest), spec["height"], spec["width"])
+    engine, sidecar = engine_paths(bundle_dir, key)
+    record = _read_record(sidecar)
+    if record is None or not os.path.isfile(engine) or record.get("onnx_sha256") != manifest["model"].get("sha256"):
+        raise ModelError(f"{bundle_dir}: no TensorRT engine {key} for this device yet; build it with "
+                         f"`edge models build-engine` (installed bundles) or `edge-convert {bundle_dir} --target "
+                         f"{manifest.get('target')}` here")
+    if verify and sha256_file(engine) != record.get("sha256"):
+        raise ModelError(f"{engine}: sha256 does not match {os.path.basename(sidecar)}; delete both and rebuild "
+                         "with `edge models build-engine`")
+    return engine
+
+
+def build_engine(bundle_dir: str, manifest: dict, calibration: Optional[np.ndarray] = None,
+                 workspace_gb: float = 2.0, calibrator: str = "entropy") -> str:
+    """Build (or reuse) this device's engine for the bundle; returns the engine path.
+
+    `calibration` ((N, *input shape) float32, pre-processed as the runtime does) is only used for an int8 engine
+    from an fp32 ONNX; TensorRT's calibration cache is then written beside the ONNX as CALIBRATION_CACHE.
+    """
+    platform = current_platform()
+    try:
+        return find_engine(bundle_dir, manifest, platform)
+    except ModelError:
+        pass
+    precision, spec = precision_of(manifest), manifest["input"]
+    key = engine_key(platform, precision, spec["height"], spec["width"])
+    engine_path, sidecar = engine_paths(bundle_dir, key)
+    os.makedirs(os.path.dirname(engine_path), exist_ok=True)
+    trt, cuda = trt_backend.import_tensorrt()
+    started = time.monotonic()
+    gpu = trt_backend.CudaContext(cuda)
+    try:
+        with gpu:
+            quantization = _build(trt, cuda, bundle_dir, manifest, engine_path, timing_cache_path(bundle_dir, platform),
+                                  calibration, workspace_gb, calibrator)
+    finally:
+        gpu.release()
+    record = {"key": key, "tensorrt": platform.tensorrt, "gpu": platform.gpu,
+              "compute_capability": platform.compute_capability, "precision": precision,
+              "input": [spec["height"], spec["width"]], "quantization": quantization,
+              "onnx_sha256": manifest["model"].get("sha256"), "sha256": sha256_file(engine_path),
+              "built_at": time.time(), "build_seconds": round(time.monotonic() - started, 1)}
+    _write_atomic(sidecar, (json.dumps(record, indent=1) + "\n").encode())  # last: the sidecar marks it complete
+    return engine_path
+
+
+def _build(trt, cuda, bundle_dir: str, manifest: dict, engine_path: str, timing_path: str, calibration,
+           workspace_gb: float, calibrator: str) -> Optional[str]:
+    """Parse the ONNX, configure the builder, write the engine and timing cache; returns the int8 quantization."""
+    onnx_path = os.path.join(bundle_dir, manifest["model"]["file"])
+    builder = trt.Builder(trt_backend.trt_logger(trt))
+    network = builder.create_network(_network_flags(trt))
+    parser = trt.OnnxParser(network, trt_backend.trt_logger(trt))
+    with open(onnx_path, "rb") as f:
+        if not parser.parse(f.read()):
+            errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+            raise ModelError(f"{onnx_path}: TensorRT's ONNX parser refused it: {'; '.join(errors)[:300]}")
+    config = builder.create_builder_config()
+    _set_workspace(config, trt, int(workspace_gb * 2**30))
+    config.set_flag(trt.BuilderFlag.FP16)  # int8 engines keep fp16 for the layers int8 cannot run
+    quantization = None
+    if precision_of(manifest) == "int8":
+        config.set_flag(trt.BuilderFlag.INT8)
+        quantization = "qdq" if _explicitly_quantized(network, trt) else "calibration"
+        if quantization == "calibration":
+            config.int8_calibrator = _calibrator(trt, cuda, network, bundle_dir, manifest, calibration, calibrator)
+    if not config.set_timing_cache(config.create_timing_cache(_read_bytes(timing_path)), False):
+        config.set_timing_cache(config.create_timing_cache(b""), False)  # a cache from another build: start afresh
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise ModelError(f"{onnx_path}: TensorRT could not build a {precision_of(manifest)} engine (see its log above)")
+    _write_atomic(engine_path, serialized)
+    _write_atomic(timing_path, config.get_timing_cache().serialize())
+    return quantization
+
+
+def _calibrator(trt, cuda, network, bundle_dir: str, manifest: dict, calibration, algorithm: str):
+    """The int8 calibrator: the bundle's calibration cache, else batches of `calibration` (writing a new cache)."""
+    cache = calibration_cache_path(bundle_dir, manifest)
+    if cache is None and calibration is None:
+        raise ModelError(f"{bundle_dir}: an int8 engine from an fp32 ONNX needs calibration data: convert with "
+                         "edge-convert --target tensorrt-int8 --calib IMAGES, or from an int8 QDQ ONNX")
+    if cache is None:
+        cache = os.path.join(bundle_dir, CALIBRATION_CACHE)
+        if os.path.exists(cache):  # not in the manifest: stale, and TensorRT would prefer it to the new data
+            os.remove(cache)
+    shape = tuple(network.get_input(0).shape)
+    batches = CalibrationBatches(calibration, shape[0], shape[1:]) if calibration is not None else None
+    return make_calibrator(trt, cuda, batches, cache, algorithm)
+
+
+def _network_flags(trt) -> int:
+    # ONNX needs an explicit-batch network; TensorRT 10 networks always are and deprecate the flag.
+    if int(trt.__version__.split(".")[0]) >= 10:
+        return 0
+    return 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+
+
+def _set_workspace(config, trt, size: int) -> None:
+    if hasattr(config, "set_memory_pool_limit"):  # TensorRT 8.4+
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, size)
+    else:
+        config.max_workspace_size = size
+
+
+def _explicitly_quantized(network, trt) -> bool:
+    """True when the parsed ONNX has Q/DQ nodes (an int8 QDQ model needs no calibrator)."""
+    return any(network.get_layer(i).type == trt.LayerType.QUANTIZE for i in range(network.num_layers))
+
+
+def _read_record(path: str) -> Optional[dict]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _read_bytes(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return b""
+
+
+def _write_atomic(path: str, data) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(memoryview(data))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _safe(text: str) -> str:
+    """Lower-case letters, digits, dots and dashes only (GPU names have spaces and slashes)."""
+    return re.sub(r"[^a-z0-9.]+", "-", str(text).lower()).strip("-.")[:48] or "unknown"
