@@ -9,6 +9,7 @@ is the automatic form of DAMO-YOLO's hand-picked partial quantization.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import os
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ def _onnx_modules():
         from onnxruntime import quantization
     except ImportError as e:
         raise ConvertError(f"onnx-int8 needs onnx and onnxruntime's quantization tools: {INSTALL_HINT}") from e
+    if "calibration_cache_path" not in inspect.signature(quantization.quantize_static).parameters:
+        raise ConvertError(f"onnx-int8 needs onnxruntime >= 1.32 (calibration cache): pip install -U 'edge[convert]'")
     return onnx, quantization
 
 

@@ -1,4 +1,5 @@
 """edge-convert --target onnx-int8: QDQ quantization with a float decode, partial quantization, accuracy reports."""
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -9,6 +10,7 @@ import pytest
 from converters.cli import EXIT_MAX_DROP, main
 from converters.targets import publish
 from edge import Detector
+from edge.errors import EdgeError
 from edge.demo import BUNDLE
 
 from .conftest import SHARED, shared_file
@@ -181,3 +183,20 @@ def test_yolo11n_onnx_int8_within_half_a_point(tmp_path, capsys):
     assert status == 0, err
     report = json.loads((tmp_path / "b" / "accuracy.json").read_text())
     assert report["drop"]["map50_95"] <= 0.5 and report["fp32"]["map50_95"] > 40
+
+
+def test_tensorrt_targets_from_the_cli_defer_the_engine_without_tensorrt(shapes, tmp_path, capsys):
+    if importlib.util.find_spec("tensorrt"):
+        pytest.skip("TensorRT is installed: the engine would be built here (tests/test_tensorrt.py)")
+    root, _ = shapes
+    status, out, err = convert(capsys, DEMO_BUNDLE, "--target", "tensorrt-fp16", "--out", tmp_path / "fp16")
+    assert status == 0, err
+    manifest = json.loads((tmp_path / "fp16" / "manifest.json").read_text())
+    assert (manifest["target"], manifest["model"]["format"]) == ("tensorrt-fp16", "onnx")
+    with pytest.raises(EdgeError, match="TensorRT is not installed.*edge\\[tensorrt\\]"):
+        Detector.load(tmp_path / "fp16")
+    assert len(Detector.load(tmp_path / "fp16", backend="onnxruntime")(np.zeros((256, 256, 3), np.uint8))) >= 0
+    assert convert(capsys, DEMO_BUNDLE, "--target", "onnx-int8", "--calib", root / "train", "--out", tmp_path / "q")[0] == 0
+    status, _, err = convert(capsys, tmp_path / "q", "--target", "tensorrt-int8", "--out", tmp_path / "int8")
+    assert status == 0, err  # an int8 QDQ source needs no calibration: explicit quantization on the device
+    assert json.loads((tmp_path / "int8" / "manifest.json").read_text())["target"] == "tensorrt-int8"
