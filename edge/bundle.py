@@ -8,8 +8,8 @@ import shutil
 from dataclasses import asdict
 from typing import Optional
 
-from .contract import (DECODERS, DTYPES, FAMILIES, LAYOUTS, RESIZES, Contract, DecodeSpec, InputSpec,
-                       OutputSpec, PostprocessDefaults)
+from .contract import (DECODERS, DFL_FORMATS, DTYPES, FAMILIES, LAYOUTS, RESIZES, Contract, DecodeSpec,
+                       InputSpec, OutputSpec, PostprocessDefaults)
 from .errors import ContractError, ModelError
 
 SCHEMA_VERSION = 1
@@ -173,6 +173,8 @@ def contract_from_manifest(m: dict, where: str = MANIFEST) -> Contract:
     if not strides or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in strides) \
             or (fmt == "damo-yolo-head" and len(strides) != 3):
         raise ContractError(f"{where}: decode.strides must be positive integers (three for damo-yolo-head), got {strides!r}")
+    if fmt in DFL_FORMATS and any(inp.height % s or inp.width % s for s in strides):
+        raise ContractError(f"{where}: decode.strides {strides} must divide the input size {inp.height}x{inp.width}")
     reg_max = optional(d, "reg_max", int, 16, "decode.")
     if reg_max < 1:
         raise ContractError(f"{where}: decode.reg_max must be a positive integer, got {reg_max}")

@@ -5,7 +5,9 @@ from dataclasses import dataclass, field, replace
 from typing import Optional
 
 FAMILIES = ("yolo11", "damo-yolo")
-DECODERS = ("yolo11", "yolo11-end2end", "damo-yolo", "damo-yolo-head")
+DECODERS = ("yolo11", "yolo11-end2end", "yolo11-dfl", "damo-yolo", "damo-yolo-head", "damo-yolo-dfl")
+DFL_FORMATS = ("yolo11-dfl", "damo-yolo-dfl")  # split heads: box bin logits + scores, DFL in numpy
+DECODER_OUTPUTS = {"yolo11": 1, "yolo11-end2end": 1, "yolo11-dfl": 2, "damo-yolo": 2, "damo-yolo-head": 6, "damo-yolo-dfl": 2}
 LAYOUTS = ("NCHW", "NHWC")
 DTYPES = ("float32", "float16", "uint8", "int8")
 RESIZES = ("letterbox", "stretch")
@@ -45,8 +47,18 @@ class DecodeSpec:
 
     format: str
     normalized: bool = False  # boxes in [0, 1] of the input size (onnx2tf TFLite)
-    strides: tuple = (8, 16, 32)  # damo-yolo-head only
-    reg_max: int = 16  # damo-yolo-head only
+    strides: tuple = (8, 16, 32)  # damo-yolo-head and the *-dfl formats
+    reg_max: int = 16  # damo-yolo-head/-dfl: bins - 1 (official convention); yolo11-dfl: bins (Ultralytics)
+
+    @property
+    def dfl_bins(self) -> int:
+        """Bins per box side of a split DFL head."""
+        return self.reg_max if self.format == "yolo11-dfl" else self.reg_max + 1
+
+    @property
+    def anchor_offset(self) -> float:
+        """Where a split DFL head's anchor sits in its cell: YOLO11 at the centre, DAMO-YOLO at the top-left."""
+        return 0.5 if self.format == "yolo11-dfl" else 0.0
 
 
 @dataclass(frozen=True)

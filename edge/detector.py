@@ -10,8 +10,9 @@ import numpy as np
 from .autodetect import infer_contract
 from .backends import Backend, open_backend
 from .bundle import is_bundle, read_bundle
-from .contract import Contract
-from .decode import decode_damo_yolo, decode_damo_yolo_head, decode_yolo11, decode_yolo11_end2end
+from .contract import DECODER_OUTPUTS, DFL_FORMATS, Contract
+from .decode import (decode_damo_yolo, decode_damo_yolo_head, decode_dfl, decode_yolo11, decode_yolo11_end2end,
+                     make_anchors)
 from .detections import Detections
 from .engines import find_engine, needs_engine
 from .errors import ContractError, ModelError
@@ -40,6 +41,9 @@ class Detector:
         self.preprocess = Preprocessor(contract.input)
         self._dequantizers = [_Dequantizer(o) for o in backend.outputs]
         self._best_scores = np.empty(max(0, *backend.outputs[0].shape[1:]), np.float32)
+        decode = contract.decode
+        self._anchors = (make_anchors(contract.input.height, contract.input.width, decode.strides, decode.anchor_offset)
+                         if decode.format in DFL_FORMATS else None)
         self.timing_ms = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
 
     @classmethod
@@ -94,6 +98,10 @@ class Detector:
             return decode_yolo11(outputs[0], len(self.names), self.conf, self.multi_label, size, self._best_scores)
         if decode.format == "yolo11-end2end":
             return decode_yolo11_end2end(outputs[0], self.conf, size)
+        if decode.format == "yolo11-dfl":  # (box logits, scores)
+            return decode_dfl(outputs[0], outputs[1], self._anchors, self.conf, self.multi_label, self._best_scores)
+        if decode.format == "damo-yolo-dfl":  # (scores, box logits), DAMO-YOLO's own output order
+            return decode_dfl(outputs[1], outputs[0], self._anchors, self.conf, self.multi_label, self._best_scores)
         if decode.format == "damo-yolo":
             return decode_damo_yolo(outputs[0], outputs[1], self.conf, self.multi_label)
         scores, boxes = decode_damo_yolo_head(outputs[:3], outputs[3:], decode.strides, decode.reg_max)
@@ -164,7 +172,7 @@ def _check_contract(backend: Backend, contract: Contract, where: str) -> None:
     if actual.dtype != spec.dtype:
         raise ContractError(f"{where}: manifest input dtype {spec.dtype} does not match the model's {actual.dtype}")
     fmt = contract.decode.format
-    needed = {"yolo11": 1, "yolo11-end2end": 1, "damo-yolo": 2, "damo-yolo-head": 6}[fmt]
+    needed = DECODER_OUTPUTS[fmt]
     if len(backend.outputs) != needed:
         raise ContractError(f"{where}: decoder {fmt} needs {needed} outputs, the model has {len(backend.outputs)}")
     shape, nc = backend.outputs[0].shape, len(contract.names)
@@ -172,9 +180,22 @@ def _check_contract(backend: Backend, contract: Contract, where: str) -> None:
         fits = len(shape) == 3 and shape[-1] == 6
     elif fmt == "yolo11":
         fits = len(shape) == 3 and 4 + nc in shape[1:]
+    elif fmt in DFL_FORMATS:
+        n, bins = _anchor_count(spec.height, spec.width, contract.decode.strides), contract.decode.dfl_bins
+        second = backend.outputs[1].shape
+        boxes, scores = (shape, second) if fmt == "yolo11-dfl" else (second, shape)
+        fits = (len(boxes) == 3 and sorted(boxes[1:]) == sorted((4 * bins, n))
+                and len(scores) == 3 and sorted(scores[1:]) == sorted((nc, n)))
+        shape = f"{shape} and {second} (need [1,{4 * bins},{n}] box logits and [1,{nc},{n}] scores for strides " \
+                f"{list(contract.decode.strides)})"
     elif fmt == "damo-yolo":
         fits = len(shape) == 3 and shape[-1] == nc
     else:
         fits = len(shape) == 4 and shape[1] == nc
     if not fits:
-        raise ContractError(f"{where}: decoder {fmt} with {nc} class names does not fit the model's first output {shape}")
+        raise ContractError(f"{where}: decoder {fmt} with {nc} class names does not fit the model's outputs {shape}")
+
+
+def _anchor_count(height: int, width: int, strides: tuple) -> int:
+    """Anchors of a grid head: one per cell of every stride level."""
+    return sum((height // s) * (width // s) for s in strides)

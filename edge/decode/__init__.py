@@ -1,5 +1,7 @@
 """Raw network outputs -> candidate boxes (xyxy, input pixels), scores and class ids before NMS."""
 from .damo_yolo import decode_damo_yolo, decode_damo_yolo_head
+from .dfl import decode_dfl, make_anchors
 from .yolo11 import decode_yolo11, decode_yolo11_end2end
 
-__all__ = ["decode_yolo11", "decode_yolo11_end2end", "decode_damo_yolo", "decode_damo_yolo_head"]
+__all__ = ["decode_yolo11", "decode_yolo11_end2end", "decode_damo_yolo", "decode_damo_yolo_head", "decode_dfl",
+           "make_anchors"]

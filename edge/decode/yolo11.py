@@ -32,21 +32,23 @@ def decode_yolo11(
         if pred.shape[1] != 4 + num_classes:
             raise ValueError(f"YOLO11 output {output.shape} has no axis of size 4+{num_classes}")
         pred = pred.T
-    cls = pred[4:]
-    if multi_label:
-        class_ids, anchors = np.nonzero(cls > conf)
-        scores = cls[class_ids, anchors]
-    else:
-        fits = best_buffer is not None and best_buffer.shape == cls.shape[1:] and best_buffer.dtype == cls.dtype
-        best = np.max(cls, axis=0, out=best_buffer if fits else None)
-        anchors = np.flatnonzero(best > conf)
-        scores = best[anchors]
-        class_ids = cls[:, anchors].argmax(axis=0)
+    anchors, scores, class_ids = select_candidates(pred[4:], conf, multi_label, best_buffer)
     boxes = _xywh_to_xyxy(pred[:4, anchors])
     if input_size != (1.0, 1.0):
         boxes[:, 0::2] *= input_size[0]
         boxes[:, 1::2] *= input_size[1]
     return boxes, scores.astype(np.float32), class_ids.astype(np.int64)
+
+
+def select_candidates(cls: np.ndarray, conf: float, multi_label: bool, best_buffer: Optional[np.ndarray]) -> tuple:
+    """(anchor indices, scores, class ids) above conf from class rows (nc, N), as Ultralytics selects them."""
+    if multi_label:
+        class_ids, anchors = np.nonzero(cls > conf)
+        return anchors, cls[class_ids, anchors], class_ids
+    fits = best_buffer is not None and best_buffer.shape == cls.shape[1:] and best_buffer.dtype == cls.dtype
+    best = np.max(cls, axis=0, out=best_buffer if fits else None)
+    anchors = np.flatnonzero(best > conf)
+    return anchors, best[anchors], cls[:, anchors].argmax(axis=0)
 
 
 def decode_yolo11_end2end(output: np.ndarray, conf: float, input_size: tuple = (1.0, 1.0)) -> tuple:
