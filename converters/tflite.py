@@ -1,0 +1,159 @@
+"""fp32 ONNX -> TFLite fp32, fp16 or full-integer int8 (int8 input and outputs) through onnx2tf and TensorFlow.
+
+onnx2tf turns the NCHW ONNX graph into an NHWC Keras model; TensorFlow's own TFLiteConverter then quantizes it
+with the calibration tensors (pre-processed exactly as the runtime does). The head is cut before its DFL first,
+so box-bin logits and scores leave the model as separate tensors, each with its own int8 scale, and the runtime
+decodes them (`yolo11-dfl` / `damo-yolo-dfl`, converters/onnx_head.py).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from dataclasses import replace
+from typing import Iterator, Optional
+
+import numpy as np
+
+from edge.contract import Contract, DecodeSpec, OutputSpec
+from edge.errors import EdgeError
+
+from . import ConvertError
+
+PRECISIONS = ("fp32", "fp16", "int8")
+TARGETS = {"fp32": "tflite", "fp16": "tflite-fp16", "int8": "tflite-int8"}
+INSTALL_HINT = "pip install 'edge[tflite-convert]'"
+HEAD_STRIDES = (8, 16, 32)  # both families' P3-P5 heads
+# onnx2tf validates against this sample file and downloads it when absent from the working directory.
+ONNX2TF_SAMPLE = "calibration_image_sample_data_20x128x128x3_float32.npy"
+
+
+def convert_tflite(onnx_path: str, contract: Contract, precision: str, calibration: Optional[np.ndarray],
+                   out_path: str) -> Contract:
+    """Write `out_path` (.tflite) from the fp32 ONNX that `contract` describes; returns the TFLite's contract."""
+    if precision not in PRECISIONS:
+        raise ConvertError(f"TFLite precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if precision == "int8" and (calibration is None or len(calibration) == 0):
+        raise ConvertError("tflite-int8 needs calibration images (--calib FOLDER or VIDEO)")
+    spec = contract.input
+    if spec.layout != "NCHW" or spec.dtype != "float32":
+        raise ConvertError(f"{onnx_path}: TFLite conversion starts from an fp32 NCHW ONNX, this input is "
+                           f"{spec.dtype} {spec.layout}")
+    if calibration is not None and tuple(calibration.shape[1:]) != (3, spec.height, spec.width):
+        raise ConvertError(f"calibration tensors {calibration.shape} do not match the input 3x{spec.height}x{spec.width}")
+    try:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import onnx
+        import onnx2tf  # noqa: F401  (checked here so a missing toolchain fails before any work)
+        import tensorflow as tf
+        from tensorflow.lite.tools import flatbuffer_utils
+    except ImportError as e:
+        raise ConvertError(f"TFLite conversion needs onnx2tf and TensorFlow ({e.name} is missing): {INSTALL_HINT}") from None
+    graph, decode = _split_head(onnx.load(onnx_path), contract, onnx_path)
+    flatbuffer = _convert(graph, tf, precision, calibration, onnx_path)
+    model = flatbuffer_utils.convert_bytearray_to_object(flatbuffer)
+    _name_io(model, graph.graph.input[0].name, [o.name for o in graph.graph.output])
+    with open(out_path, "wb") as f:
+        f.write(flatbuffer_utils.convert_object_to_bytearray(model))
+    return _tflite_contract(out_path, contract, precision, decode, graph)
+
+
+def _split_head(graph, contract: Contract, where: str) -> tuple:
+    """(ONNX graph with one output per quantization scale, the DecodeSpec that reads it)."""
+    from .onnx_head import split_damo_head, split_yolo11_head
+
+    if contract.decode.format == "yolo11":
+        graph = split_yolo11_head(graph)
+        channels = graph.graph.output[0].type.tensor_type.shape.dim[1].dim_value
+        return graph, DecodeSpec("yolo11-dfl", strides=HEAD_STRIDES, reg_max=channels // 4)
+    if contract.decode.format == "damo-yolo":
+        graph = split_damo_head(graph)
+        channels = graph.graph.output[1].type.tensor_type.shape.dim[2].dim_value
+        return graph, DecodeSpec("damo-yolo-dfl", strides=HEAD_STRIDES, reg_max=channels // 4 - 1)
+    raise ConvertError(f"{where}: TFLite conversion supports the yolo11 and damo-yolo ONNX layouts, "
+                       f"not {contract.decode.format}")
+
+
+def _convert(graph, tf, precision: str, calibration: Optional[np.ndarray], where: str) -> bytes:
+    """onnx2tf (NCHW ONNX -> NHWC Keras) in a scratch directory, then TensorFlow's TFLiteConverter."""
+    import onnx
+    import onnx2tf
+
+    with tempfile.TemporaryDirectory(prefix="edge-tflite-") as work, _cwd(work):
+        np.save(ONNX2TF_SAMPLE, np.full((20, 128, 128, 3), 0.5, np.float32))
+        onnx.save(onnx.shape_inference.infer_shapes(graph), "head.onnx")
+        try:
+            keras_model = onnx2tf.convert(input_onnx_file_path="head.onnx", output_folder_path="saved_model",
+                                          disable_model_save=True, non_verbose=True)
+        except (Exception, SystemExit) as e:  # onnx2tf raises whatever its op converters raise, or exits
+            raise ConvertError(f"{where}: onnx2tf cannot convert it ({_first_line(e)})") from None
+        converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
+        _configure(converter, tf, precision, calibration)
+        try:
+            return converter.convert()
+        except Exception as e:  # TensorFlow's converter errors come in many types
+            raise ConvertError(f"{where}: TFLite {precision} conversion failed ({_first_line(e)})") from None
+
+
+def _configure(converter, tf, precision: str, calibration: Optional[np.ndarray]) -> None:
+    """Builtin ops only (no Flex: device runtimes lack it); fp16 weights, or full-integer with int8 I/O."""
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if precision == "fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif precision == "int8":
+        nhwc = np.ascontiguousarray(calibration.transpose(0, 2, 3, 1), dtype=np.float32)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([sample[None]] for sample in nhwc)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+
+
+def _name_io(model, input_name: str, output_names: list) -> None:
+    """Give the TFLite tensors the ONNX names (the converter calls them serving_default_*, Identity_*)."""
+    subgraph = model.subgraphs[0]
+    if len(subgraph.inputs) != 1 or len(subgraph.outputs) != len(output_names):
+        raise ConvertError(f"the TFLite model has {len(subgraph.inputs)} input(s) and {len(subgraph.outputs)} "
+                           f"output(s); expected 1 and {len(output_names)}")
+    subgraph.tensors[subgraph.inputs[0]].name = input_name.encode()
+    for index, name in zip(subgraph.outputs, output_names):
+        subgraph.tensors[index].name = name.encode()
+
+
+def _tflite_contract(path: str, contract: Contract, precision: str, decode: DecodeSpec, graph) -> Contract:
+    """The produced file's contract, read back through the runtime's TFLite backend and checked against the ONNX."""
+    from edge.backends.tflite import TFLiteBackend
+
+    try:
+        backend = TFLiteBackend(path)
+    except EdgeError as e:
+        raise ConvertError(f"{path}: the produced TFLite does not load ({e})") from None
+    spec = contract.input
+    i = backend.inputs[0]
+    if tuple(i.shape) != (1, spec.height, spec.width, 3):
+        raise ConvertError(f"{path}: TFLite input {i.shape} is not NHWC 1x{spec.height}x{spec.width}x3")
+    expected = [[d.dim_value for d in o.type.tensor_type.shape.dim] for o in graph.graph.output]
+    for got, want in zip(backend.outputs, expected):
+        if list(got.shape) != want:
+            raise ConvertError(f"{path}: TFLite output {got.name} {got.shape} does not match the ONNX {want}")
+    outputs = tuple(OutputSpec(o.name, o.shape, o.dtype, o.quant_scale, o.quant_zero_point) for o in backend.outputs)
+    inp = replace(spec, name=i.name, layout="NHWC", dtype=i.dtype, quant_scale=i.quant_scale,
+                  quant_zero_point=i.quant_zero_point)
+    return replace(contract, input=inp, outputs=outputs, decode=decode, target=TARGETS[precision], precision=precision)
+
+
+@contextlib.contextmanager
+def _cwd(path: str) -> Iterator[None]:
+    """onnx2tf reads and writes files in the working directory: run it inside the temporary one."""
+    previous = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0][:300]}" if text else type(error).__name__
