@@ -202,3 +202,13 @@ def test_tensorrt_targets_from_the_cli_defer_the_engine_without_tensorrt(shapes,
     status, _, err = convert(capsys, tmp_path / "q", "--target", "tensorrt-int8", "--out", tmp_path / "int8")
     assert status == 0, err  # an int8 QDQ source needs no calibration: explicit quantization on the device
     assert json.loads((tmp_path / "int8" / "manifest.json").read_text())["target"] == "tensorrt-int8"
+
+
+def test_family_mismatch_and_missing_toolchain_are_one_line_errors(tmp_path, capsys):
+    status, _, err = convert(capsys, shared_file("models", "yolo11n.onnx"), "--family", "damo-yolo",
+                             "--target", "onnx", "--out", tmp_path / "x")
+    assert_one_line_error(status, err, "DAMO-YOLO", "outputs")
+    if importlib.util.find_spec("onnx2tf") is None:
+        status, _, err = convert(capsys, DEMO_BUNDLE, "--target", "tflite", "--out", tmp_path / "x")
+        assert_one_line_error(status, err, "edge[tflite-convert]")
+    assert not (tmp_path / "x").exists() and os.listdir(tmp_path) == []
