@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--calib-method", choices=METHODS, default=DEFAULT_METHOD,
                    help=f"onnx-int8 activation ranges (default {DEFAULT_METHOD})")
     q.add_argument("--val", help="folder of validation images: measure mAP of the result against the fp32 source")
-    q.add_argument("--annotations", help="COCO instances JSON for --val")
+    q.add_argument("--annotations", help="ground truth for --val: COCO instances JSON or a folder of YOLO labels")
     q.add_argument("--max-drop", type=float, help="largest mAP50-95 loss accepted versus fp32 (default 0.5 for int8, "
                                                   "0.1 otherwise); onnx-int8 keeps sensitive layers float to meet it; "
                                                   f"exceeding it exits with status {EXIT_MAX_DROP}")
@@ -71,7 +71,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def convert(args: argparse.Namespace) -> tuple:
     """Resolve the source, build the target; returns (bundle directory, accuracy report or None)."""
     if args.val and not args.annotations:
-        raise ConvertError("--val needs --annotations (a COCO instances JSON)")
+        raise ConvertError("--val needs --annotations (a COCO instances JSON or a folder of YOLO labels)")
     if args.max_drop is not None and args.max_drop < 0:
         raise ConvertError(f"--max-drop must be >= 0, got {args.max_drop}")
     source = resolve_source(args)

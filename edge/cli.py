@@ -175,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="COCO mAP50-95 / mAP50 on an annotated image folder")
     _model_args(p, thresholds=False)
     p.add_argument("--images", required=True, help="folder with the images")
-    p.add_argument("--annotations", required=True, help="COCO instances JSON")
+    p.add_argument("--annotations", required=True,
+                   help="COCO instances JSON, or a folder of YOLO labels (<image stem>.txt: class cx cy w h, normalized)")
     p.add_argument("--conf", type=float, default=0.001, help="default 0.001 (Ultralytics val)")
     p.add_argument("--iou", type=float, default=0.7, help="default 0.7 (Ultralytics val)")
     p.add_argument("--max-det", type=int, default=300)

@@ -17,6 +17,7 @@ import numpy as np
 
 from .detector import Detector
 from .errors import EdgeError
+from .images import list_images
 
 
 def category_map(class_names: tuple, categories: list) -> dict:
@@ -40,13 +41,8 @@ def evaluate(detector: Detector, images_dir: str, annotations: str, limit: Optio
     """Run the detector on every annotated image found in images_dir; return mAP50-95/mAP50 in percent."""
     if metric not in METRICS:
         raise EdgeError(f"unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
-    try:
-        with open(annotations, encoding="utf-8") as f:
-            gt = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise EdgeError(f"{annotations}: cannot read COCO annotations ({e})") from None
-    if not isinstance(gt, dict) or not {"images", "annotations", "categories"} <= set(gt):
-        raise EdgeError(f"{annotations}: not a COCO instances file (needs images, annotations, categories)")
+    gt = (yolo_ground_truth(annotations, images_dir, detector.names) if os.path.isdir(annotations)
+          else coco_ground_truth(annotations))
     to_category = category_map(detector.names, gt["categories"])
     images = [im for im in gt["images"] if os.path.isfile(os.path.join(images_dir, im["file_name"]))]
     images = images[:limit] if limit else images
@@ -67,6 +63,54 @@ def evaluate(detector: Detector, images_dir: str, annotations: str, limit: Optio
         names = {c["id"]: c["name"] for c in gt["categories"]}
         summary["per_class"] = {names[k]: v for k, v in summary["per_class"].items()}
     return {**summary, "metric": metric, "images": len(images), "detections": len(results)}
+
+
+def coco_ground_truth(path: str) -> dict:
+    """A COCO instances JSON file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            gt = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise EdgeError(f"{path}: cannot read COCO annotations ({e})") from None
+    if not isinstance(gt, dict) or not {"images", "annotations", "categories"} <= set(gt):
+        raise EdgeError(f"{path}: not a COCO instances file (needs images, annotations, categories)")
+    return gt
+
+
+def yolo_ground_truth(labels_dir: str, images_dir: str, class_names: tuple) -> dict:
+    """YOLO labels (labels_dir/<image stem>.txt: `class cx cy w h` normalized) as a COCO dict; an image without
+    a label file has no objects. Image sizes come from the images themselves."""
+    images, annotations = [], []
+    for path in list_images(images_dir):
+        height, width = _image_size(path)
+        image_id = len(images) + 1
+        images.append({"id": image_id, "file_name": os.path.basename(path), "width": width, "height": height})
+        label = os.path.join(labels_dir, os.path.splitext(os.path.basename(path))[0] + ".txt")
+        if not os.path.isfile(label):
+            continue
+        with open(label, encoding="utf-8") as f:
+            for line_no, line in enumerate(f, 1):
+                fields = line.split()
+                if not fields:
+                    continue
+                try:
+                    cls, cx, cy, w, h = int(fields[0]), *map(float, fields[1:5])
+                except (ValueError, TypeError):
+                    raise EdgeError(f"{label}:{line_no}: expected 'class cx cy w h', got {line.strip()!r}") from None
+                if not 0 <= cls < len(class_names):
+                    raise EdgeError(f"{label}:{line_no}: class {cls} is not one of the model's {len(class_names)}")
+                box = [(cx - w / 2) * width, (cy - h / 2) * height, w * width, h * height]
+                annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": cls,
+                                    "bbox": box, "area": box[2] * box[3], "iscrowd": 0})
+    return {"images": images, "annotations": annotations,
+            "categories": [{"id": k, "name": n} for k, n in enumerate(class_names)]}
+
+
+def _image_size(path: str) -> tuple:
+    frame = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if frame is None:
+        raise EdgeError(f"{path}: cannot decode image")
+    return frame.shape[:2]
 
 
 def coco_map(gt: dict, results: list, image_ids: list) -> dict:

@@ -47,6 +47,26 @@ def test_demo_model_map_on_fresh_synthetic_images_through_edge_eval(tmp_path):
     assert summary["images"] == 30 and summary["map50_95"] >= MAP50_95_FLOOR, summary
 
 
+def test_yolo_labels_give_the_same_map_as_the_coco_json(tmp_path):
+    paths = generate(str(tmp_path), 0, 12, size=320, seed=77)
+    coco = json.loads(open(paths["val"]).read())
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    for image in coco["images"][1:]:  # the first image gets no label file: it has no objects then
+        rows = [a for a in coco["annotations"] if a["image_id"] == image["id"]]
+        (labels / image["file_name"].replace(".jpg", ".txt")).write_text("".join(
+            f"{a['category_id'] - 1} {(a['bbox'][0] + a['bbox'][2] / 2) / 320} {(a['bbox'][1] + a['bbox'][3] / 2) / 320} "
+            f"{a['bbox'][2] / 320} {a['bbox'][3] / 320}\n" for a in rows))
+    coco["annotations"] = [a for a in coco["annotations"] if a["image_id"] != coco["images"][0]["id"]]
+    (tmp_path / "val-without-first.json").write_text(json.dumps(coco))
+    results = [json.loads(edge("eval", BUNDLE, "--images", str(tmp_path / "val"), "--annotations", str(gt), "--json").stdout)
+               for gt in (tmp_path / "val-without-first.json", labels)]
+    assert results[0]["map50_95"] == results[1]["map50_95"] and results[0]["images"] == results[1]["images"] == 12
+    (labels / "000003.txt").write_text("0 0.5 0.5\n")
+    bad = edge("eval", BUNDLE, "--images", str(tmp_path / "val"), "--annotations", str(labels))
+    assert bad.returncode == 1 and "000003.txt:1: expected 'class cx cy w h'" in bad.stderr
+
+
 def test_fixture_checkpoint_converts_to_the_bundled_model(tmp_path, capsys):
     pytest.importorskip("torch")
     pytest.importorskip("onnx")
