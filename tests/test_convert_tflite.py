@@ -58,7 +58,38 @@ def test_int8_needs_calibration(tmp_path):
         tflite.convert_tflite(source.model_path, source.contract, "int8", None, str(tmp_path / "m.tflite"))
     with pytest.raises(ConvertError, match="precision"):
         tflite.convert_tflite(source.model_path, source.contract, "int4", None, str(tmp_path / "m.tflite"))
+    with pytest.raises(ConvertError, match="float_stride"):
+        tflite.convert_tflite(source.model_path, source.contract, "int8", np.zeros((1, 3, 256, 256), np.float32),
+                              str(tmp_path / "m.tflite"), float_stride=12)
     assert not os.listdir(tmp_path)
+
+
+def _float_ops(path: str) -> list:
+    """Types of the ops that compute in float32 (between DEQUANTIZE and QUANTIZE) in a TFLite file."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+    model = flatbuffer_utils.read_model(path)
+    names = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    kinds = [names[max(c.builtinCode, c.deprecatedBuiltinCode)] for c in model.operatorCodes]
+    graph, float32 = model.subgraphs[0], schema.TensorType.FLOAT32
+    return [kinds[op.opcodeIndex] for op in graph.operators
+            if kinds[op.opcodeIndex] != "DEQUANTIZE" and graph.tensors[op.outputs[0]].type == float32]
+
+
+def test_int8_keeps_the_leading_layers_float(damo_bundles, shapes, tmp_path):
+    """Default int8: the ops before the first stride-32 convolution stay float; float_stride=0: all integer."""
+    tflite = toolchain()
+    from converters.calibration import load_calibration
+    source, bundles = damo_bundles
+    default = read_bundle(bundles["int8"])[0]
+    leading = _float_ops(default)
+    assert "CONV_2D" in leading and "BATCH_MATMUL" not in leading  # DAMO-YOLO: no attention block
+    calibration = load_calibration(str(shapes[0] / "train"), source.contract.input).tensors
+    path = str(tmp_path / "all_int8.tflite")
+    contract = tflite.convert_tflite(source.model_path, source.contract, "int8", calibration, path,
+                                     float_stride=0, keep_float=())
+    assert _float_ops(path) == []
+    assert contract.input.dtype == "int8" and all(o.dtype == "int8" for o in contract.outputs)
 
 
 def test_manifests_describe_the_files(damo_bundles):
@@ -103,10 +134,11 @@ def test_int8_accuracy_stays_near_fp32(damo_bundles, shapes):
 @pytest.mark.slow
 @pytest.mark.needs_shared
 def test_yolo11n_int8_and_fp16_accuracy(shared, shared_path, tmp_path):
-    """COCO val mAP50-95 vs the fp32 ONNX: fp16 within 0.1 (the issue's target); int8 within 2.5.
+    """COCO val mAP50-95 vs the fp32 ONNX: fp16 within 0.1, int8 within 0.5 (the issue's targets).
 
-    The issue asks 0.5 for int8; full-integer post-training quantization of YOLO11n measures -1.8 here (43.62 ->
-    41.8), the rounding noise of every int8 layer (see the conversion report), so this bounds what is reached.
+    int8 keeps the leading stride-2..16 layers and the C2PSA attention block float (converters/tflite.py): 43.58 vs
+    fp32 43.62 here (every layer int8: 41.77); with 100-image subsets of the calibration set it measured down to
+    -0.30, hence the 0.5 bound.
     """
     tflite = toolchain()
     from importlib.metadata import PackageNotFoundError, version
@@ -122,7 +154,7 @@ def test_yolo11n_int8_and_fp16_accuracy(shared, shared_path, tmp_path):
     calibration = load_calibration(str(shared / "coco" / "train2017"), source.contract.input).tensors
     val = {"conf": 0.001, "multi_label": True}  # Ultralytics val settings, as `edge eval` uses
     reference = evaluate(source.with_thresholds(**val), images, annotations)["map50_95"]
-    for precision, allowed in (("int8", 2.5), ("fp16", 0.1)):
+    for precision, allowed in (("int8", 0.5), ("fp16", 0.1)):
         path = str(tmp_path / f"yolo11n_{precision}.tflite")
         contract = tflite.convert_tflite(source.model_path, source.contract, precision,
                                          calibration if precision == "int8" else None, path)
