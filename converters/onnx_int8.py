@@ -41,7 +41,10 @@ def _onnx_modules():
 
 def is_quantized(path: str) -> bool:
     """True for an ONNX file that already has QuantizeLinear/DequantizeLinear nodes."""
-    onnx, _ = _onnx_modules()
+    try:
+        import onnx
+    except ImportError as e:
+        raise ConvertError(f"reading the ONNX graph needs the onnx package: {INSTALL_HINT}") from e
     model = onnx.load(path, load_external_data=False)
     return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
 

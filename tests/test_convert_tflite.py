@@ -36,19 +36,17 @@ def shapes(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def damo_bundles(shapes, tmp_path_factory):
-    """The demo DAMO-YOLO-Ns converted to every TFLite precision, written as bundles."""
+    """The demo DAMO-YOLO-Ns converted to every TFLite precision by edge-convert, as bundles."""
     tflite = toolchain()
-    from converters.calibration import load_calibration
-    source = Detector.load(DEMO_BUNDLE)
-    calibration = load_calibration(str(shapes[0] / "train"), source.contract.input).tensors
+    from converters.cli import main
+
     out = tmp_path_factory.mktemp("tflite")
     bundles = {}
     for precision in tflite.PRECISIONS:
-        path = str(out / f"shapes_{precision}.tflite")
-        contract = tflite.convert_tflite(source.model_path, source.contract, precision,
-                                         calibration if precision == "int8" else None, path)
-        bundles[precision] = write_bundle(str(out / precision), path, contract)
-    return source, bundles
+        bundles[precision] = str(out / precision)
+        argv = [DEMO_BUNDLE, "--target", tflite.TARGETS[precision], "--out", bundles[precision]]
+        assert main(argv + (["--calib", str(shapes[0] / "train")] if precision == "int8" else [])) == 0
+    return Detector.load(DEMO_BUNDLE), bundles
 
 
 def test_int8_needs_calibration(tmp_path):
