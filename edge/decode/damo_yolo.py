@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .dfl import dfl_distances
+
 
 def decode_damo_yolo(scores: np.ndarray, boxes: np.ndarray, conf: float, multi_label: bool = True) -> tuple:
     """Candidates as the official post-processing selects them: every (anchor, class) with score > conf."""
@@ -27,16 +29,11 @@ def decode_damo_yolo_head(cls_maps: list, reg_maps: list, strides=(8, 16, 32), r
     Per level: softmax over the R+1 bins of each side (l, t, r, b), distance = sum(p_b * b) * stride,
     anchors at the cell's top-left corner (col*stride, row*stride), levels and rows in row-major order.
     """
-    bins = np.arange(reg_max + 1, dtype=np.float32)
     all_scores, all_boxes = [], []
     for cls, reg, stride in zip(cls_maps, reg_maps, strides):
         _, c, h, w = cls.shape
         all_scores.append(cls[0].reshape(c, h * w).T)
-        logits = reg[0].reshape(4, reg_max + 1, h * w).astype(np.float32)
-        logits = logits - logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        p /= p.sum(axis=1, keepdims=True)
-        dist = np.einsum("sbn,b->ns", p, bins) * stride
+        dist = dfl_distances(reg[0].reshape(4, reg_max + 1, h * w)).T * stride
         ys, xs = np.divmod(np.arange(h * w, dtype=np.float32), w)
         ax, ay = xs * stride, ys * stride
         all_boxes.append(np.stack([ax - dist[:, 0], ay - dist[:, 1], ax + dist[:, 2], ay + dist[:, 3]], axis=1))

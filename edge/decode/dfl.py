@@ -34,14 +34,18 @@ def decode_dfl(box_logits: np.ndarray, scores: np.ndarray, anchors: np.ndarray, 
     if logits.shape[0] % 4:
         raise ValueError(f"box logits {box_logits.shape} are not 4 sides x bins")
     picked, kept, class_ids = select_candidates(cls, conf, multi_label, best_buffer)
-    bins = logits.shape[0] // 4
-    z = logits[:, picked].reshape(4, bins, len(picked)).astype(np.float32)
-    z -= z.max(axis=1, keepdims=True)
-    np.exp(z, out=z)
-    l, t, r, b = np.einsum("sbn,b->sn", z, np.arange(bins, dtype=np.float32)) / z.sum(axis=1)
+    l, t, r, b = dfl_distances(logits[:, picked].reshape(4, logits.shape[0] // 4, len(picked)))
     ax, ay, stride = anchors[:, picked]
     boxes = np.stack([(ax - l) * stride, (ay - t) * stride, (ax + r) * stride, (ay + b) * stride], axis=1)
     return boxes.astype(np.float32), kept.astype(np.float32), class_ids.astype(np.int64)
+
+
+def dfl_distances(logits: np.ndarray) -> np.ndarray:
+    """Bin logits (4 sides, B bins, n) -> expected distance per side (4, n) in bins: softmax, then sum(p_b * b)."""
+    z = logits.astype(np.float32)  # a copy: the softmax runs in place
+    z -= z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    return np.einsum("sbn,b->sn", z, np.arange(z.shape[1], dtype=np.float32)) / z.sum(axis=1)
 
 
 def _rows(output: np.ndarray, n: int, what: str) -> np.ndarray:
