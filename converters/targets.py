@@ -59,7 +59,8 @@ def build(source: Source, target: str, out: str, args: argparse.Namespace) -> tu
                                    dir=os.path.dirname(os.path.abspath(out)))
         try:
             notes = _build_into(staging, target, source, onnx_path, contract, calib, args, max_drop, work)
-            report = _report(staging, target, onnx_path, contract, args, max_drop, notes) if args.val else None
+            report = _report(staging, target, onnx_path, contract, args, max_drop, notes) if _measurable(args, target) \
+                else None
             publish(staging, out)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -118,6 +119,19 @@ def _onnx_int8(staging: str, source: Source, onnx_path: str, contract, calib: Ca
         log.warning("onnx-int8: %.2f versus fp32 %.2f (%s) even with %d layer(s) in float", result.score, baseline,
                     basis, len(result.keep_float))
     return notes
+
+
+def _measurable(args: argparse.Namespace, target: str) -> bool:
+    """--val was given and this machine can run the result (a TensorRT engine only runs where TensorRT is)."""
+    if not args.val:
+        return False
+    if target.startswith("tensorrt"):
+        from .tensorrt import tensorrt_here
+
+        if not tensorrt_here():
+            log.warning("%s: no TensorRT here, so --val is skipped; measure on the device with edge eval", target)
+            return False
+    return True
 
 
 def _report(staging: str, target: str, onnx_path: str, contract, args: argparse.Namespace, max_drop: float,

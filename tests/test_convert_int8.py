@@ -212,3 +212,13 @@ def test_family_mismatch_and_missing_toolchain_are_one_line_errors(tmp_path, cap
         status, _, err = convert(capsys, DEMO_BUNDLE, "--target", "tflite", "--out", tmp_path / "x")
         assert_one_line_error(status, err, "edge[tflite-convert]")
     assert not (tmp_path / "x").exists() and os.listdir(tmp_path) == []
+
+
+def test_val_of_a_tensorrt_target_without_tensorrt_is_skipped_not_fatal(shapes, tmp_path, capsys, caplog):
+    if importlib.util.find_spec("tensorrt"):
+        pytest.skip("TensorRT is installed here")
+    root, data = shapes
+    status, _, err = convert(capsys, DEMO_BUNDLE, "--target", "tensorrt-fp16", "--val", root / "val",
+                             "--annotations", data["val"], "--out", tmp_path / "trt")
+    assert status == 0, err
+    assert "measure on the device" in caplog.text and not (tmp_path / "trt" / "accuracy.json").exists()
