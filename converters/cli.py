@@ -19,7 +19,7 @@ from .onnx_int8 import DEFAULT_METHOD, METHODS
 from .targets import TARGETS, Source, build
 
 FAMILIES = ("yolo11", "damo-yolo")
-CONFIGS = tuple(e.config for e in REGISTRY.values() if e.config)
+CONFIGS = tuple(dict.fromkeys(e.config for e in REGISTRY.values() if e.config))  # unique, registry order
 EXIT_MAX_DROP = 2  # the bundle was written but loses more accuracy than --max-drop allows
 
 
