@@ -51,10 +51,11 @@ def build(source: Source, target: str, out: str, args: argparse.Namespace) -> tu
     max_drop = args.max_drop if args.max_drop is not None else DEFAULT_MAX_DROP.get(precision, FLOAT_MAX_DROP)
     with tempfile.TemporaryDirectory(prefix="edge-convert-") as work:
         onnx_path = fp32_onnx(source, work)
-        if is_quantized(onnx_path) and target != "tensorrt-int8":
+        quantized = is_quantized(onnx_path)
+        if quantized and target != "tensorrt-int8":
             raise ConvertError(f"{source.path}: already an int8 (QDQ) model; convert the fp32 model to {target}")
         contract = _contract(onnx_path, source)
-        calib = _calibration(args, contract) if precision == "int8" and not is_quantized(onnx_path) else None
+        calib = _calibration(args, contract) if precision == "int8" and not quantized else None
         staging = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.normpath(out))}.partial-",
                                    dir=os.path.dirname(os.path.abspath(out)))
         try:

@@ -22,7 +22,7 @@ import numpy as np
 
 from .backends import tensorrt as trt_backend
 from .bundle import sha256_file
-from .calibrator import CalibrationBatches, make_calibrator
+from .calibrator import CalibrationBatches, make_calibrator, read_cache
 from .errors import ModelError
 
 ENGINES = "engines"
@@ -170,7 +170,7 @@ def _build(trt, cuda, bundle_dir: str, manifest: dict, engine_path: str, timing_
         quantization = "qdq" if _explicitly_quantized(network, trt) else "calibration"
         if quantization == "calibration":
             config.int8_calibrator = _calibrator(trt, cuda, network, bundle_dir, manifest, calibration, calibrator)
-    if not config.set_timing_cache(config.create_timing_cache(_read_bytes(timing_path)), False):
+    if not config.set_timing_cache(config.create_timing_cache(read_cache(timing_path) or b""), False):
         config.set_timing_cache(config.create_timing_cache(b""), False)  # a cache from another build: start afresh
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
@@ -221,14 +221,6 @@ def _read_record(path: str) -> Optional[dict]:
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) else None
-
-
-def _read_bytes(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        return b""
 
 
 def _write_atomic(path: str, data) -> None:
