@@ -181,7 +181,7 @@ def bench_cold(args: argparse.Namespace, imgsz: int) -> dict:
     yolo_bin = args.yolo_bin or shutil.which("yolo") or str(Path(sys.executable).with_name("yolo"))
     commands = {}
     if (ROOT / "edge" / "cli.py").exists():
-        commands["edge"] = [args.edge_python or sys.executable, "-m", "edge.cli", "detect", model, image, "--json"]
+        commands["edge"] = [args.edge_python or sys.executable, "-m", "edge", "detect", model, image, "--json"]
     if os.path.exists(yolo_bin):
         commands["ultralytics"] = [yolo_bin, "predict", "task=detect", f"model={model}", f"source={image}",
                                    f"imgsz={imgsz}", "conf=0.25", "iou=0.7", "save=False", "verbose=False"]
@@ -253,7 +253,7 @@ def main(argv: Optional[list] = None) -> int:
                     help="write JSON to PATH, or alone: JSON on stdout and the text summary on stderr")
     ap.add_argument("--cold", action="store_true", help="also time cold start + peak RSS of the two CLIs")
     ap.add_argument("--cold-runs", type=int, default=5)
-    ap.add_argument("--edge-python", help="python that runs `-m edge.cli` for --cold (default: this one)")
+    ap.add_argument("--edge-python", help="python that runs `-m edge` for --cold (default: this one)")
     ap.add_argument("--yolo-bin", help="the `yolo` executable for --cold (default: on PATH or beside this python)")
     args = ap.parse_args(argv)
     result = {"warm": bench_warm(args)}

@@ -23,9 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from edge import Detector  # noqa: E402
 from edge.images import list_images  # noqa: E402
-from edge.pipeline import Pipeline  # noqa: E402
-from edge.sources.synthetic import render  # noqa: E402
-from edge.sources.video import VideoFileSource  # noqa: E402
+from edge.stream.pipeline import Pipeline  # noqa: E402
+from edge.stream.sources.synthetic import render  # noqa: E402
+from edge.stream.sources.video import VideoFileSource  # noqa: E402
 
 ULTRALYTICS = """
 import json, sys, time

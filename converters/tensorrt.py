@@ -1,4 +1,4 @@
-"""ONNX bundle -> TensorRT bundle (target tensorrt-fp16 / tensorrt-int8); the engine build itself is edge.engines.
+"""ONNX bundle -> TensorRT bundle (target tensorrt-fp16 / tensorrt-int8); the engine build itself is edge.backends.tensorrt.engines.
 
 The new bundle ships the ONNX and a manifest; the engine is built into its engines/ cache right away where
 TensorRT and a GPU are present, and otherwise on the device (`edge models install` / `edge models build-engine`).
@@ -16,7 +16,7 @@ import numpy as np
 
 from edge import Detector
 from edge.bundle import read_bundle, sha256_file, write_bundle
-from edge.engines import CALIBRATION_CACHE, PRECISIONS, build_engine, current_platform
+from edge.backends.tensorrt.engines import CALIBRATION_CACHE, PRECISIONS, build_engine, current_platform
 from edge.errors import BackendUnavailable, EdgeError
 
 from . import ConvertError

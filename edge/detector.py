@@ -14,7 +14,7 @@ from .contract import DECODER_OUTPUTS, DFL_FORMATS, Contract
 from .decode import (decode_damo_yolo, decode_damo_yolo_head, decode_dfl, decode_yolo11, decode_yolo11_end2end,
                      make_anchors)
 from .detections import Detections
-from .engines import find_engine, needs_engine
+from .backends.tensorrt.engines import find_engine, needs_engine
 from .errors import ContractError, ModelError
 from .nms import non_max_suppression
 from .preprocess import Preprocessor
@@ -52,7 +52,7 @@ class Detector:
              verify: bool = True, **thresholds) -> "Detector":
         """Open a bundle directory, a manifest.json, or a raw .onnx/.tflite/.engine file (contract inferred).
 
-        A TensorRT bundle runs the engine cached for this device (edge/engines.py); backend="onnxruntime" runs its ONNX.
+        A TensorRT bundle runs the engine cached for this device (edge/backends/tensorrt/engines.py); backend="onnxruntime" runs its ONNX.
         """
         path = str(path)
         if not os.path.exists(path):

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from edge.demo.scene import CLASSES as SHAPES
+from edge.scene import CLASSES as SHAPES
 from edge.names import COCO80
 
 DAMO_LICENCE = "Apache-2.0 (DAMO-YOLO architecture and official weights)"

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 
 from edge import Detector
-from edge.sources import Source, SourceError
-from edge.sources.synthetic import render
+from edge.stream.sources import Source, SourceError
+from edge.stream.sources.synthetic import render
 
 from .onnx_models import constant_model, ultralytics_metadata, yolo11_output
 

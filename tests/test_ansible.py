@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.store import Store
+from edge.service.store import Store
 
 from .onnx_models import tiny_bundle
 

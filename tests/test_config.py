@@ -8,7 +8,7 @@ import jsonschema
 import pytest
 import yaml
 
-from edge.config import SCHEMA_PATH, json_schema, load, parse, schema_text, to_namespace
+from edge.service.config import SCHEMA_PATH, json_schema, load, parse, schema_text, to_namespace
 from edge.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "config.yaml"
@@ -33,7 +33,7 @@ def edge(*args, **kwargs):
 
 def test_committed_schema_is_the_generated_one():
     assert Path(SCHEMA_PATH).read_text() == schema_text(), \
-        "regenerate: python -m edge.config --schema > edge/schema/config.schema.json"
+        "regenerate: python -m edge.service.config --schema > edge/schema/config.schema.json"
     jsonschema.Draft7Validator.check_schema(json_schema())
 
 
@@ -126,8 +126,8 @@ def test_run_needs_a_model_and_a_source_or_a_config():
 
 
 def test_detect_path_never_imports_the_config_stack():
-    code = ("import sys, edge, edge.cli; edge.cli.build_parser(); "
-            "print(sorted(m for m in ('yaml', 'edge.config') if m in sys.modules))")
+    code = ("import sys, edge, edge.cli.main; edge.cli.main.build_parser(); "
+            "print(sorted(m for m in ('yaml', 'edge.service.config') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr + result.stdout
 

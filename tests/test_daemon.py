@@ -12,11 +12,11 @@ import time
 import numpy as np
 import yaml
 
-import edge.daemon
-from edge.config import parse, to_namespace
-from edge.daemon import Daemon
-from edge.sources import Source
-from edge.systemd import notify, watchdog_period
+import edge.service.daemon
+from edge.service.config import parse, to_namespace
+from edge.service.daemon import Daemon
+from edge.stream.sources import Source
+from edge.service.systemd import notify, watchdog_period
 
 from .stream_helpers import tiny_model, write_video
 
@@ -141,7 +141,7 @@ def test_a_stalled_source_stops_the_watchdog_pings(tmp_path, monkeypatch):
     monkeypatch.setenv("WATCHDOG_USEC", "2")  # due at every frame: one ping per inferred frame
     monkeypatch.delenv("WATCHDOG_PID", raising=False)
     source = StallingSource(frames=6)
-    monkeypatch.setattr(edge.daemon, "open_source", lambda uri, **options: source)
+    monkeypatch.setattr(edge.service.daemon, "open_source", lambda uri, **options: source)
     args = to_namespace(parse({"model": {"path": tiny_model(tmp_path / "m.onnx")}, "sources": [{"uri": "stall"}],
                                "pipeline": {"all_frames": True}}))  # no frame dropped: one ping per frame
     daemon = Daemon(args, lambda: args)

@@ -9,7 +9,7 @@ import pytest
 
 from edge import Detector
 from edge.demo import BUNDLE
-from edge.demo.scene import CLASSES, demo_frame
+from edge.scene import CLASSES, demo_frame
 from models.synthetic import generate
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "damoyolo_ns_shapes.pth")

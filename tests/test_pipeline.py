@@ -6,10 +6,10 @@ import jsonschema
 import pytest
 
 import edge
-from edge.events import load_schema
-from edge.pipeline import Pipeline
-from edge.sinks.base import Sink
-from edge.sources import open_source
+from edge.stream.events import load_schema
+from edge.stream.pipeline import Pipeline
+from edge.stream.sinks.base import Sink
+from edge.stream.sources import open_source
 
 from .stream_helpers import ScriptedSource, SlowDetector, tiny_detector, tiny_model, write_video
 

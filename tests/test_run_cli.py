@@ -7,7 +7,7 @@ import sys
 import jsonschema
 import pytest
 
-from edge.events import load_schema
+from edge.stream.events import load_schema
 
 from .stream_helpers import tiny_model, write_video
 

@@ -12,8 +12,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from edge.errors import SinkError
-from edge.sinks.http import HttpSink, parse_address
-from edge.sinks.worker import encode_event
+from edge.service.server import HttpSink, parse_address
+from edge.stream.sinks.worker import encode_event
 
 from .test_sinks_support import Status, detections, edge_run, event, image
 

@@ -4,8 +4,8 @@ import json
 import pytest
 
 from edge.errors import SinkError
-from edge.sinks.jsonl import JsonlSink
-from edge.sinks.worker import encode_event
+from edge.stream.sinks.jsonl import JsonlSink
+from edge.stream.sinks.worker import encode_event
 
 from .test_sinks_support import Status, detections, event, image
 

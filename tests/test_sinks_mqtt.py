@@ -12,8 +12,8 @@ import threading
 import pytest
 
 from edge.errors import SinkError
-from edge.sinks.mqtt import MqttSink
-from edge.sinks.worker import encode_event
+from edge.stream.sinks.mqtt import MqttSink
+from edge.stream.sinks.worker import encode_event
 
 from .test_sinks_support import Status, detections, edge_run, event, free_port, wait_until
 
@@ -179,7 +179,7 @@ def test_topic_per_source_and_qos0(broker_factory, subscribers):
 def test_last_will_marks_a_killed_process_offline(broker_factory, subscribers):
     broker = broker_factory()
     watcher = subscribers(broker)
-    code = ("import sys, time; from edge.sinks.mqtt import MqttSink\n"
+    code = ("import sys, time; from edge.stream.sinks.mqtt import MqttSink\n"
             f"s = MqttSink({broker.url!r}, topic_prefix={PREFIX!r}); s.start(dict)\n"
             "print('started', flush=True); time.sleep(600)\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])))

@@ -5,11 +5,11 @@ from argparse import Namespace
 import pytest
 
 from edge.errors import SinkError
-from edge.sinks import open_sinks
-from edge.sinks.http import HttpSink
-from edge.sinks.jsonl import JsonlSink
-from edge.sinks.mqtt import MqttSink
-from edge.sinks.webhook import WebhookSink
+from edge.stream.sinks import open_sinks
+from edge.service.server import HttpSink
+from edge.stream.sinks.jsonl import JsonlSink
+from edge.stream.sinks.mqtt import MqttSink
+from edge.stream.sinks.webhook import WebhookSink
 
 
 def test_nothing_asked_nothing_opened():
@@ -32,6 +32,6 @@ def test_every_sink_with_its_options():
 @pytest.mark.parametrize("attr, module, extra", [("mqtt", "paho", "mqtt"), ("http", "prometheus_client", "http")])
 def test_missing_optional_library_names_the_extra(monkeypatch, attr, module, extra):
     monkeypatch.setitem(sys.modules, module, None)  # import of it now fails as if not installed
-    monkeypatch.delitem(sys.modules, f"edge.sinks.{attr}", raising=False)
+    monkeypatch.delitem(sys.modules, f"edge.stream.sinks.{attr}", raising=False)
     with pytest.raises(SinkError, match=rf"pip install 'edge\[{extra}\]'"):
         open_sinks(Namespace(**{attr: "mqtt://localhost" if attr == "mqtt" else ""}))

@@ -10,8 +10,8 @@ from typing import Callable
 import numpy as np
 
 from edge.detections import Detections
-from edge.events import detections_event
-from edge.sources import Frame
+from edge.stream.events import detections_event
+from edge.stream.sources import Frame
 
 from .stream_helpers import tiny_model
 
@@ -33,7 +33,7 @@ def detections() -> Detections:
 
 
 def event(seq: int, source: str = "cam0") -> dict:
-    """A real event (edge.events) for frame seq of source."""
+    """A real event (edge.stream.events) for frame seq of source."""
     frame = Frame(image(seq), seq, time.time(), source)
     return detections_event(frame, detections(), MODEL, {"preprocess": 1.0, "inference": 5.0}, time.time())
 

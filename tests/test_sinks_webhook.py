@@ -6,7 +6,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from edge.errors import SinkError
-from edge.sinks.webhook import WebhookSink
+from edge.stream.sinks.webhook import WebhookSink
 
 from .test_sinks_support import Status, detections, event, free_port
 

@@ -7,11 +7,11 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.sources import SourceError, open_source, split_name
-from edge.sources.folder import FolderSource
-from edge.sources.picamera2 import Picamera2Source
-from edge.sources.synthetic import SyntheticSource
-from edge.sources.video import VideoFileSource
+from edge.stream.sources import SourceError, open_source, split_name
+from edge.stream.sources.folder import FolderSource
+from edge.stream.sources.picamera2 import Picamera2Source
+from edge.stream.sources.synthetic import SyntheticSource
+from edge.stream.sources.video import VideoFileSource
 
 from .stream_helpers import write_video
 
@@ -88,7 +88,7 @@ def test_broken_video_file_fails_at_open(tmp_path):
 
 
 def test_gstreamer_without_support_says_what_to_do():
-    from edge.sources.gstreamer import opencv_has_gstreamer
+    from edge.stream.sources.gstreamer import opencv_has_gstreamer
     if opencv_has_gstreamer():
         pytest.skip("this OpenCV has GStreamer")
     with pytest.raises(SourceError, match="without GStreamer.*JetPack"):
@@ -96,7 +96,7 @@ def test_gstreamer_without_support_says_what_to_do():
 
 
 def test_v4l2_rejects_a_malformed_pixel_format(tmp_path):
-    from edge.sources.v4l2 import V4L2Source
+    from edge.stream.sources.v4l2 import V4L2Source
     with pytest.raises(SourceError, match="four-character"):
         V4L2Source("v4l2:0", 0, fourcc="MJPEG")
 
@@ -166,7 +166,7 @@ class FakeRequest:
 
 
 def _scene():
-    from edge.sources.synthetic import render
+    from edge.stream.sources.synthetic import render
     return render(3, 64, 36)
 
 

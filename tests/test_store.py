@@ -10,8 +10,8 @@ import pytest
 
 from edge import Detector, ModelError
 from edge.bundle import MANIFEST, read_bundle
-from edge.cli import main
-from edge.store import CRASH_ENV, RECORD, STEPS, Store
+from edge.cli.main import main
+from edge.service.store import CRASH_ENV, RECORD, STEPS, Store
 
 from .onnx_models import tiny_bundle
 
@@ -127,7 +127,7 @@ def test_reload_calls_systemctl_or_says_what_to_do(bundles, tmp_path, monkeypatc
     monkeypatch.setenv("PATH", str(bin_dir))
     state = tmp_path / "state"
     assert "SIGHUP" in edge_models(state, "install", bundles[0], "--reload")["reload"]
-    monkeypatch.setattr("edge.models_cli.SYSTEMD_BOOTED", str(bin_dir))
+    monkeypatch.setattr("edge.cli.models.SYSTEMD_BOOTED", str(bin_dir))
     fake = bin_dir / "systemctl"
     fake.write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path}/called\n")
     fake.chmod(0o755)

@@ -4,7 +4,7 @@ import json
 import cv2
 import numpy as np
 
-from edge.demo.scene import CLASSES, demo_frame
+from edge.scene import CLASSES, demo_frame
 from models.synthetic import generate, image_rng, sample
 
 

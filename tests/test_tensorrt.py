@@ -14,18 +14,18 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
-import edge.backends.tensorrt as trt_backend
+import edge.backends.tensorrt.backend as trt_backend
 from converters import ConvertError
 from converters.tensorrt import build_tensorrt_bundle
 from edge import Detector
 from edge.backends import open_backend
 from edge.bundle import MANIFEST, read_bundle, sha256_file
-from edge.calibrator import CalibrationBatches, make_calibrator, read_cache, write_cache
-from edge.cli import main
-from edge.engines import (ENGINES, Platform, build_engine, engine_key, engine_paths, find_engine, precision_of,
+from edge.backends.tensorrt.calibrator import CalibrationBatches, make_calibrator, read_cache, write_cache
+from edge.cli.main import main
+from edge.backends.tensorrt.engines import (ENGINES, Platform, build_engine, engine_key, engine_paths, find_engine, precision_of,
                           timing_cache_path)
 from edge.errors import BackendUnavailable, ModelError
-from edge.store import Store
+from edge.service.store import Store
 
 from .fake_tensorrt import BindingEngine, FakeCuda, FakeTrt, NamedEngine
 from .onnx_models import tiny_bundle, yolo11_output

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from edge.demo.scene import CLASSES
+from edge.scene import CLASSES
 from models.synthetic import generate
 
 

@@ -29,7 +29,7 @@ def open_backend(path: str, backend: Optional[str] = None, **options) -> Backend
         from .tflite import TFLiteBackend
         return TFLiteBackend(path, threads=options.get("threads"))
     if kind == "tensorrt":
-        from .tensorrt import TensorRTBackend
+        from .tensorrt.backend import TensorRTBackend
         return TensorRTBackend(path)
     raise ModelError(f"unknown backend {kind!r}; expected one of {', '.join(BACKENDS)}")
 

@@ -1,6 +1,6 @@
 """Deterministic synthetic detection dataset: shapes at varied scale, rotation, colour, blur, noise and occlusion.
 
-Drawing lives in `edge.demo.scene` (shared with `edge demo`, which must not import `models`); this module samples
+Drawing lives in `edge.scene` (shared with `edge demo`, which must not import `models`); this module samples
 scenes and writes COCO-style splits: DIR/{train,val}/*.jpg, DIR/{train,val}.json and DIR/names.txt.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ import os
 import cv2
 import numpy as np
 
-from edge.demo.scene import CLASSES, Shape, background, coverage, degrade, paint, polygon
+from edge.scene import CLASSES, Shape, background, coverage, degrade, paint, polygon
 
 SPLITS = {"train": 1, "val": 2}  # split index mixed into each image's seed
 MIN_VISIBLE = 0.6  # occlusion never hides more than 40% of an object

@@ -5,8 +5,8 @@ import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
 
-from .. import __version__
-from ..errors import SinkError
+from ... import __version__
+from ...errors import SinkError
 from .worker import QueuedSink, encode_event
 
 

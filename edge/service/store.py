@@ -1,7 +1,7 @@
 """On-device model store: verified bundles in versioned directories under <state>/models, switched by atomic links.
 
 Layout: <state>/models/<name>-<sha12>/ (manifest.json, the model file, .edge-install.json, and for TensorRT
-bundles a calibration cache and engines/, see edge/engines.py), `current` and
+bundles a calibration cache and engines/, see edge/backends/tensorrt/engines.py), `current` and
 `previous` symlinks to version directories, `.lock`, and `.tmp-*` work entries that the next run removes.
 A version directory only appears (by rename) once it is complete, verified, self-tested and fsynced, and
 `current` only ever moves by os.replace of a fresh symlink, so a crash at any step leaves the old or the new
@@ -23,10 +23,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
-from . import engines
-from .bundle import MANIFEST, read_bundle
-from .engines import needs_engine
-from .errors import BackendUnavailable, EdgeError, ModelError
+from ..backends.tensorrt import engines
+from ..bundle import MANIFEST, read_bundle
+from ..backends.tensorrt.engines import needs_engine
+from ..errors import BackendUnavailable, EdgeError, ModelError
 
 DEFAULT_STATE_DIR = "/var/lib/edge"
 RECORD = ".edge-install.json"
@@ -59,7 +59,7 @@ def self_test(bundle_dir: str) -> float:
     """Load the bundle and infer one synthetic gray frame; returns the inference time in ms."""
     import numpy as np
 
-    from .detector import Detector
+    from ..detector import Detector
 
     try:
         detector = Detector.load(bundle_dir)

@@ -1,4 +1,4 @@
-"""`edge models install|list|rollback|build-engine`: the on-device bundle store (edge/store.py)."""
+"""`edge models install|list|rollback|build-engine`: the on-device bundle store (edge/service/store.py)."""
 from __future__ import annotations
 
 import argparse
@@ -8,8 +8,8 @@ import shutil
 import subprocess
 import time
 
-from .errors import EdgeError, ModelError
-from .store import Change, Store, build_engine, default_state_dir, needs_engine
+from ..errors import EdgeError, ModelError
+from ..service.store import Change, Store, build_engine, default_state_dir, needs_engine
 
 SYSTEMD_BOOTED = "/run/systemd/system"  # exists when systemd is PID 1 (sd_booted)
 
@@ -74,7 +74,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_build_engine(args: argparse.Namespace) -> int:
     """Build the current bundle's TensorRT engine if it needs one (the edge-engine-build.service oneshot)."""
-    from .bundle import read_bundle
+    from ..bundle import read_bundle
 
     store = Store(args.state_dir)
     current = store.link("current")

@@ -6,8 +6,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..detections import Detections
-from ..errors import SinkError
+from ...detections import Detections
+from ...errors import SinkError
 
 __all__ = ["Sink", "SinkError"]
 

@@ -8,13 +8,13 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from . import __version__
-from .demo.cli import add_demo_parser
-from .errors import EdgeError
-from .models_cli import add_models_parser
-from .ops_cli import add_ops_parsers
-from .run_cli import add_run_parser
-from .systemd import setup_logging
+from .. import __version__
+from .demo import add_demo_parser
+from ..errors import EdgeError
+from .models import add_models_parser
+from .ops import add_ops_parsers
+from .run import add_run_parser
+from ..service.systemd import setup_logging
 
 log = logging.getLogger("edge")
 
@@ -40,8 +40,8 @@ def _model_args(p: argparse.ArgumentParser, thresholds: bool = True, flag: bool 
 
 
 def _load(args, **overrides):
-    from .detector import Detector
-    from .names import load_names
+    from ..detector import Detector
+    from ..names import load_names
 
     thresholds = {k: getattr(args, k, None) for k in ("conf", "iou", "max_det", "multi_label")}
     thresholds.update(overrides)
@@ -57,8 +57,8 @@ def cmd_detect(args) -> int:
     """Run the model on images and print or save the detections."""
     import cv2
 
-    from .images import list_images
-    from .draw import draw_detections
+    from ..images import list_images
+    from ..draw import draw_detections
 
     detector = _load(args)
     paths = []
@@ -113,7 +113,7 @@ def cmd_info(args) -> int:
 
 def cmd_bench(args) -> int:
     """Measure latency per stage, FPS, load time and peak RSS."""
-    from .bench import bench
+    from ..bench import bench
 
     result = bench(args.model, images=args.images, runs=args.runs, warmup=args.warmup, family=args.family,
                    backend=args.backend, threads=args.threads,
@@ -133,7 +133,7 @@ def cmd_bench(args) -> int:
 
 def cmd_eval(args) -> int:
     """COCO mAP on an annotated image folder (Ultralytics val settings by default)."""
-    from .evaluate import evaluate
+    from ..evaluate import evaluate
 
     detector = _load(args, conf=args.conf, iou=args.iou, max_det=args.max_det,
                      multi_label=True if args.multi_label is None else args.multi_label)

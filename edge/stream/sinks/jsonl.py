@@ -5,7 +5,7 @@ import os
 import sys
 from typing import Callable, Optional, TextIO
 
-from ..errors import SinkError
+from ...errors import SinkError
 from .worker import QueuedSink, encode_event
 
 

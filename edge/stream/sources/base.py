@@ -9,7 +9,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import SourceError
+from ...errors import SourceError
 
 __all__ = ["Frame", "Source", "SourceError"]
 

@@ -5,8 +5,8 @@ import argparse
 import functools
 import logging
 
-from .capture import DROP_POLICIES
-from .errors import ConfigError
+from ..stream.capture import DROP_POLICIES
+from ..errors import ConfigError
 
 log = logging.getLogger("edge")
 
@@ -32,7 +32,7 @@ def add_run_parser(sub, model_args) -> None:
     p.add_argument("--height", type=int, help="capture height (cameras, synthetic)")
     p.add_argument("--fps", type=float, help="capture frame rate (cameras, synthetic)")
     p.add_argument("--fourcc", help="V4L2 pixel format, e.g. MJPG")
-    _sink_args(p.add_argument_group("sinks (see edge/sinks/__init__.py)"))
+    _sink_args(p.add_argument_group("sinks"))
     p.set_defaults(func=functools.partial(cmd_run, parser=p))
 
 
@@ -59,8 +59,8 @@ def _sink_args(g) -> None:
 
 def cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Run until the sources end, --max-frames, or SIGTERM/SIGINT; exit 78 (EX_CONFIG) on a bad config."""
-    from .config import EX_CONFIG
-    from .daemon import Daemon
+    from ..service.config import EX_CONFIG
+    from ..service.daemon import Daemon
 
     if args.config is None and (args.model is None or not args.source):
         parser.error("--model and --source are required (or a --config FILE)")
@@ -75,8 +75,8 @@ def cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def run_settings(args: argparse.Namespace, parser: argparse.ArgumentParser) -> argparse.Namespace:
     """The flags alone, or the config file's settings with the flags given on the command line on top."""
-    from .config import load, to_namespace
-    from .sources import split_name
+    from ..service.config import load, to_namespace
+    from ..stream.sources import split_name
 
     if args.config is None:
         settings = argparse.Namespace(**vars(args))

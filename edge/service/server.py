@@ -22,10 +22,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from ..detections import Detections
 from ..draw import draw_detections
 from ..errors import SinkError
-from .base import Sink
-from .worker import SinkStats, encode_event
+from ..stream.sinks.base import Sink
+from ..stream.sinks.worker import SinkStats, encode_event
 
-log = logging.getLogger("edge.sinks")
+log = logging.getLogger("edge.stream.sinks")
 
 DEFAULT_ADDRESS = "127.0.0.1:8080"
 TOKEN_ENV = "EDGE_HTTP_TOKEN"

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import BackendUnavailable, ModelError
-from .base import Backend, TensorInfo
+from ...errors import BackendUnavailable, ModelError
+from ..base import Backend, TensorInfo
 
 INSTALL_HINT = ("TensorRT comes from JetPack on Jetson (sudo apt install python3-libnvinfer, or nvidia-jetpack; "
                 "create the venv with --system-site-packages) and pycuda from pip install 'edge[tensorrt]'")

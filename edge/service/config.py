@@ -13,7 +13,7 @@ name the key path (`sinks.mqtt.qos: must be 0, 1 or 2, got 5`) and the JSON Sche
 Secrets are never needed in the file: a config names an environment variable (`password_env`) or a systemd
 credential (`password_credential`, read from $CREDENTIALS_DIRECTORY/NAME), resolved when `edge run` starts.
 PyYAML is imported only when a config is read (`pip install 'edge[service]'`); `import edge` never loads it.
-Regenerate the committed schema: `python -m edge.config --schema > edge/schema/config.schema.json`.
+Regenerate the committed schema: `python -m edge.service.config --schema > edge/schema/config.schema.json`.
 """
 from __future__ import annotations
 
@@ -24,12 +24,13 @@ import sys
 from dataclasses import dataclass
 from typing import List, Optional
 
-from .capture import DROP_POLICIES
-from .errors import ConfigError
-from .typed import ValidationError, build, schema, spec
+from ..stream.capture import DROP_POLICIES
+from ..errors import ConfigError
+from ..schema import schema_path
+from ..typed import ValidationError, build, schema, spec
 
 EX_CONFIG = 78
-SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schema", "config.schema.json")
+SCHEMA_PATH = schema_path("config")
 NAME = r"[A-Za-z][\w-]*"
 CREDENTIAL = r"[\w.@-]+"
 
@@ -289,8 +290,8 @@ def schema_text() -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """`python -m edge.config --schema`: print the JSON Schema (validate a file with `edge check-config FILE`)."""
-    parser = argparse.ArgumentParser(prog="python -m edge.config")
+    """`python -m edge.service.config --schema`: print the JSON Schema (validate a file with `edge check-config FILE`)."""
+    parser = argparse.ArgumentParser(prog="python -m edge.service.config")
     parser.add_argument("--schema", action="store_true", required=True, help="print the JSON Schema")
     parser.parse_args(argv)
     sys.stdout.write(schema_text())

@@ -5,11 +5,12 @@ import json
 import os
 from typing import Optional
 
-from .detections import Detections
+from ..detections import Detections
+from ..schema import schema_path
 from .sources import Frame
 
 SCHEMA_VERSION = 1
-SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schema", "event.schema.json")
+SCHEMA_PATH = schema_path("event")
 
 
 def model_identity(detector) -> dict:

@@ -18,7 +18,7 @@ def stream(detector, source: Union[str, Source, Sequence[Union[str, Source]]], *
     (width, height, fps, fourcc, model_size, ...) go to open_source. Breaking out of the loop stops everything.
     """
     if isinstance(detector, (str, os.PathLike)):
-        from .detector import Detector
+        from ..detector import Detector
         detector = Detector.load(str(detector))
     pipeline_options = {k: options.pop(k) for k in PIPELINE_OPTIONS if k in options}
     specs = [source] if isinstance(source, (str, Source)) else list(source)

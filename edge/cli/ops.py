@@ -5,7 +5,7 @@ import argparse
 import json
 import logging
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 log = logging.getLogger("edge")
 
@@ -34,7 +34,7 @@ def add_ops_parsers(sub) -> None:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate the file; secrets it references are resolved only by `edge run`, in the service's environment."""
-    from .config import EX_CONFIG, load
+    from ..service.config import EX_CONFIG, load
 
     try:
         config = load(args.file)
@@ -49,7 +49,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Print the checks; exit 1 with one fix-it line per blocking problem."""
-    from .doctor import diagnose, report
+    from ..service.doctor import diagnose, report
 
     result = report(diagnose(args.config))
     if args.json:
@@ -64,8 +64,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_health(args: argparse.Namespace) -> int:
     """Ask /readyz (and /latest); 0 ready, 1 not ready, 3 not running or unreachable."""
-    from .doctor import default_config
-    from .health import DEFAULT_URL, token_from_env, url_from_config, wait_healthy
+    from ..service.doctor import default_config
+    from ..service.health import DEFAULT_URL, token_from_env, url_from_config, wait_healthy
 
     url, token = args.url, token_from_env(args.token_env)
     config = args.config or (None if url else default_config())

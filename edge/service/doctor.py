@@ -187,7 +187,7 @@ def default_config() -> Optional[str]:
 def config_checks(path: str) -> Tuple[List[Check], List[str]]:
     """The config is valid, its model exists and has an installed backend; also (checks, camera devices it needs)."""
     from .config import load
-    from .errors import EdgeError
+    from ..errors import EdgeError
 
     try:
         config = load(path)
@@ -214,9 +214,9 @@ def config_checks(path: str) -> Tuple[List[Check], List[str]]:
 
 def model_check(model) -> Check:
     """Whether the configured model exists and a backend for it is installed."""
-    from .backends import backend_for
-    from .bundle import is_bundle, read_bundle
-    from .errors import EdgeError
+    from ..backends import backend_for
+    from ..bundle import is_bundle, read_bundle
+    from ..errors import EdgeError
 
     path = os.path.realpath(model.path)
     if not os.path.exists(path):

@@ -24,14 +24,14 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from ..errors import SinkError
+from ...errors import SinkError
 from .base import Sink
 
 __all__ = ["Sink", "SinkError", "open_sinks"]
 
 
 def _module(name: str, package: str, extra: str) -> ModuleType:
-    """Import edge.sinks.<name>; a missing optional library is a one-line SinkError naming the extra."""
+    """Import edge.stream.sinks.<name>; a missing optional library is a one-line SinkError naming the extra."""
     try:
         return importlib.import_module(f"{__name__}.{name}")
     except ModuleNotFoundError as exc:

@@ -12,9 +12,9 @@ import numpy as np
 
 from ..draw import draw_detections
 from ..errors import EdgeError
-from ..sinks.base import Sink
-from . import BUNDLE
-from .scene import CLASSES, demo_frame
+from ..stream.sinks.base import Sink
+from ..demo import BUNDLE
+from ..scene import CLASSES, demo_frame
 
 WIDTH, HEIGHT, FPS = 640, 480, 12
 

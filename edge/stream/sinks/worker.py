@@ -10,10 +10,10 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..detections import Detections
+from ...detections import Detections
 from .base import Sink
 
-log = logging.getLogger("edge.sinks")
+log = logging.getLogger("edge.stream.sinks")
 
 
 def encode_event(event: dict) -> str:

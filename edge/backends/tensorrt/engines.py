@@ -20,10 +20,10 @@ from typing import Optional
 
 import numpy as np
 
-from .backends import tensorrt as trt_backend
-from .bundle import sha256_file
+from . import backend as trt_backend
+from ...bundle import sha256_file
 from .calibrator import CalibrationBatches, make_calibrator, read_cache
-from .errors import ModelError
+from ...errors import ModelError
 
 ENGINES = "engines"
 CALIBRATION_CACHE = "calibration.cache"

@@ -54,7 +54,7 @@ def _resolve(uri: str) -> tuple:
         from .folder import FolderSource
         return FolderSource, {}
     if os.path.isfile(uri):
-        from ..images import IMAGE_EXTENSIONS
+        from ...images import IMAGE_EXTENSIONS
         if uri.lower().endswith(IMAGE_EXTENSIONS):
             from .folder import FolderSource
             return FolderSource, {}

@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
 
-from ..errors import SinkError
+from ...errors import SinkError
 from .worker import QueuedSink, encode_event, log
 
 USERNAME_ENV = "EDGE_MQTT_USERNAME"

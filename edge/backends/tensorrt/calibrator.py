@@ -10,7 +10,7 @@ from typing import Optional
 
 import numpy as np
 
-from .errors import ModelError
+from ...errors import ModelError
 
 ALGORITHMS = ("entropy", "minmax")
 

@@ -18,11 +18,11 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .detections import Detections
-from .errors import ModelError
-from .pipeline import Pipeline
-from .sinks import open_sinks
-from .sources import open_source
+from ..detections import Detections
+from ..errors import ModelError
+from ..stream.pipeline import Pipeline
+from ..stream.sinks import open_sinks
+from ..stream.sources import open_source
 from .systemd import Notifier, status_line
 
 log = logging.getLogger("edge")
@@ -44,7 +44,7 @@ def model_key(args: argparse.Namespace) -> tuple:
 
 def load_detector(args: argparse.Namespace):
     """The Detector for the run settings, loaded from the resolved path (events then name the versioned bundle)."""
-    from .cli import _load
+    from ..cli.main import _load
 
     return _load(argparse.Namespace(**{**vars(args), "model": os.path.realpath(args.model)}))
 

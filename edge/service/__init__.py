@@ -1,0 +1,1 @@
+"""The `edge run` service: daemon, configuration, model store, ops HTTP server, health, doctor, systemd glue."""
