@@ -35,7 +35,7 @@ def _onnx_modules():
     except ImportError as e:
         raise ConvertError(f"onnx-int8 needs onnx and onnxruntime's quantization tools: {INSTALL_HINT}") from e
     if "calibration_cache_path" not in inspect.signature(quantization.quantize_static).parameters:
-        raise ConvertError(f"onnx-int8 needs onnxruntime >= 1.32 (calibration cache): pip install -U 'edge[convert]'")
+        raise ConvertError("onnx-int8 needs onnxruntime >= 1.32 (calibration cache): pip install -U 'edge[convert]'")
     return onnx, quantization
 
 

@@ -15,8 +15,8 @@ from typing import Optional
 import numpy as np
 
 from edge import Detector
-from edge.bundle import read_bundle, sha256_file, write_bundle
 from edge.backends.tensorrt.engines import CALIBRATION_CACHE, PRECISIONS, build_engine, current_platform
+from edge.bundle import read_bundle, sha256_file, write_bundle
 from edge.errors import BackendUnavailable, EdgeError
 
 from . import ConvertError

@@ -9,15 +9,15 @@ import numpy as np
 
 from .autodetect import infer_contract
 from .backends import Backend, open_backend
+from .backends.tensorrt.engines import find_engine, needs_engine
 from .bundle import is_bundle, read_bundle
 from .contract import DECODER_OUTPUTS, DFL_FORMATS, Contract
-from .decode import (decode_damo_yolo, decode_damo_yolo_head, decode_dfl, decode_yolo11, decode_yolo11_end2end,
-                     make_anchors)
+from .decode import decode_damo_yolo, decode_damo_yolo_head, decode_dfl, decode_yolo11, decode_yolo11_end2end, make_anchors
 from .detections import Detections
-from .backends.tensorrt.engines import find_engine, needs_engine
 from .errors import ContractError, ModelError
 from .nms import non_max_suppression
 from .preprocess import Preprocessor
+from .settings import ModelConfig, ThresholdsConfig
 
 
 class Detector:
@@ -199,3 +199,14 @@ def _check_contract(backend: Backend, contract: Contract, where: str) -> None:
 def _anchor_count(height: int, width: int, strides: tuple) -> int:
     """Anchors of a grid head: one per cell of every stride level."""
     return sum((height // s) * (width // s) for s in strides)
+
+
+def load_detector(model: ModelConfig, thresholds: Optional[ThresholdsConfig] = None) -> Detector:
+    """The Detector the settings describe; the path is resolved (a models/current link names its target)."""
+    from .names import load_names
+
+    t = thresholds or ThresholdsConfig()
+    overrides = {k: getattr(t, k) for k in ("conf", "iou", "max_det", "multi_label") if getattr(t, k) is not None}
+    return Detector.load(os.path.realpath(model.path), family=model.family, backend=model.backend,
+                         names=load_names(model.names) if model.names else None, providers=model.providers,
+                         threads=model.threads, agnostic=t.agnostic, **overrides)

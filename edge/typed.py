@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import typing
 from typing import Any, Optional, Sequence
@@ -52,6 +53,25 @@ def build(cls: type, data: Any, path: str = "") -> Any:
     return cls(**values)
 
 
+def field_of(cls: type, path: str) -> tuple:
+    """(annotation, dataclasses.Field) of a dotted key path such as `thresholds.conf`, through nested dataclasses."""
+    head, _, rest = path.partition(".")
+    f = next(f for f in dataclasses.fields(cls) if f.name == head)
+    hint = typing.get_type_hints(cls)[head]
+    if not rest:
+        return hint, f
+    inner = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
+    inner = typing.get_args(inner)[0] if typing.get_origin(inner) in (list, typing.List) else inner
+    return field_of(inner, rest)
+
+
+def scalar_type(hint: Any) -> type:
+    """str/int/float/bool behind Optional[...] or List[...]."""
+    while typing.get_origin(hint) in (typing.Union, list, typing.List):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    return hint
+
+
 def _value(hint: Any, value: Any, path: str, meta: dict) -> Any:
     """Check and convert one value against its annotation and constraints."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
@@ -74,6 +94,8 @@ def _scalar(hint: type, value: Any, path: str) -> Any:
     """str/int/float/bool, strictly (a YAML `no` is not a string, `true` is not a number)."""
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, float) and not math.isfinite(value):
+        raise ValidationError(path, f"must be a finite number, got {value}")
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
         names = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
         raise ValidationError(path, f"must be {names[hint]}, got {_show(value)}")

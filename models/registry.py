@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from edge.scene import CLASSES as SHAPES
 from edge.names import COCO80
+from edge.scene import CLASSES as SHAPES
 
 DAMO_LICENCE = "Apache-2.0 (DAMO-YOLO architecture and official weights)"
 YOLO11_LICENCE = "AGPL-3.0 (Ultralytics YOLO11 weights; commercial use needs an Ultralytics licence)"

@@ -8,7 +8,11 @@ import jsonschema
 import pytest
 import yaml
 
-from edge.service.config import SCHEMA_PATH, json_schema, load, parse, schema_text, to_namespace
+from edge.service.config import SCHEMA_PATH, json_schema, load, parse, schema_text
+from edge.service.server import HttpServer
+from edge.stream.sinks import open_sinks
+from edge.stream.sinks.jsonl import JsonlSink
+from edge.stream.sinks.mqtt import MqttSink
 from edge.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "config.yaml"
@@ -65,16 +69,19 @@ def test_errors_name_the_key_and_the_problem(data, message):
     assert message in str(info.value)
 
 
-def test_config_maps_onto_the_run_flags_namespace():
+def test_config_is_the_settings_object_the_sinks_are_built_from():
     data = with_("sinks", {"jsonl": {"path": "-"}, "http": {"listen": ":0", "max_age": 3}, "queue": 10})
     data["sources"] = [{"uri": "synthetic:64x48", "name": "cam", "fps": 5}]
     data["thresholds"] = {"conf": 0.4}
     data["model"]["providers"] = ["CPUExecutionProvider"]
-    ns = to_namespace(parse(data))
-    assert (ns.model, ns.conf, ns.providers, ns.jsonl, ns.http, ns.http_max_age, ns.sink_queue) == \
-           ("/var/lib/edge/models/current", 0.4, "CPUExecutionProvider", "-", ":0", 3.0, 10)
-    assert ns.sources == [("cam", "synthetic:64x48", {"width": None, "height": None, "fps": 5.0, "fourcc": None})]
-    assert getattr(ns, "mqtt", None) is None and ns.all_frames is False
+    config = parse(data)
+    assert (config.model.path, config.thresholds.conf, config.model.providers) == \
+           ("/var/lib/edge/models/current", 0.4, ["CPUExecutionProvider"])
+    (jsonl,) = open_sinks(config.sinks)  # the HTTP server is the service's, not an event sink
+    assert isinstance(jsonl, JsonlSink) and jsonl._queue_size == 10
+    server = HttpServer.from_settings(config.sinks.http)
+    assert (server.host, server.port, server.max_age) == ("127.0.0.1", 0, 3.0)
+    assert config.sources[0].fps == 5.0 and config.sinks.mqtt is None and config.pipeline.all_frames is False
 
 
 def test_secrets_come_from_the_environment_or_systemd_credentials(tmp_path, monkeypatch):
@@ -83,14 +90,15 @@ def test_secrets_come_from_the_environment_or_systemd_credentials(tmp_path, monk
     config = parse(data)
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
     with pytest.raises(ConfigError, match=r"sinks.mqtt.password_credential: \$CREDENTIALS_DIRECTORY is not set"):
-        to_namespace(config)
+        MqttSink.from_settings(config.sinks.mqtt)
     (tmp_path / "mqtt-pw").write_text("s3cret\n")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
     with pytest.raises(ConfigError, match="sinks.http.token_env: environment variable TEST_EDGE_TOKEN is not set"):
-        to_namespace(config)
+        HttpServer.from_settings(config.sinks.http)
     monkeypatch.setenv("TEST_EDGE_TOKEN", "tok")
-    ns = to_namespace(config)
-    assert (ns.mqtt_username, ns.mqtt_password, ns.http_token) == ("edge", "s3cret", "tok")
+    mqtt = MqttSink.from_settings(config.sinks.mqtt)
+    assert (mqtt._client._username, mqtt._client._password) == (b"edge", b"s3cret")
+    assert HttpServer.from_settings(config.sinks.http).token == "tok"
 
 
 def test_yaml_problems_are_located(tmp_path):
@@ -126,7 +134,7 @@ def test_run_needs_a_model_and_a_source_or_a_config():
 
 
 def test_detect_path_never_imports_the_config_stack():
-    code = ("import sys, edge, edge.cli.main; edge.cli.main.build_parser(); "
+    code = ("import sys, edge, edge.cli.commands; edge.cli.commands.build_parser(); "
             "print(sorted(m for m in ('yaml', 'edge.service.config') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr + result.stdout

@@ -13,7 +13,7 @@ import numpy as np
 import yaml
 
 import edge.service.daemon
-from edge.service.config import parse, to_namespace
+from edge.service.config import parse
 from edge.service.daemon import Daemon
 from edge.stream.sources import Source
 from edge.service.systemd import notify, watchdog_period
@@ -142,9 +142,9 @@ def test_a_stalled_source_stops_the_watchdog_pings(tmp_path, monkeypatch):
     monkeypatch.delenv("WATCHDOG_PID", raising=False)
     source = StallingSource(frames=6)
     monkeypatch.setattr(edge.service.daemon, "open_source", lambda uri, **options: source)
-    args = to_namespace(parse({"model": {"path": tiny_model(tmp_path / "m.onnx")}, "sources": [{"uri": "stall"}],
-                               "pipeline": {"all_frames": True}}))  # no frame dropped: one ping per frame
-    daemon = Daemon(args, lambda: args)
+    config = parse({"model": {"path": tiny_model(tmp_path / "m.onnx")}, "sources": [{"uri": "stall"}],
+                    "pipeline": {"all_frames": True}})  # no frame dropped: one ping per frame
+    daemon = Daemon(config, lambda: config)
     seen = {}
 
     def watch():

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from edge.service import doctor, health
-from edge.cli.main import main
+from edge.cli import main
 
 from .stream_helpers import tiny_model
 

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from edge.errors import SinkError
-from edge.service.server import HttpSink, parse_address
+from edge.service.server import HttpServer, parse_address
 from edge.stream.sinks.worker import encode_event
 
 from .test_sinks_support import Status, detections, edge_run, event, image
@@ -20,11 +20,11 @@ from .test_sinks_support import Status, detections, edge_run, event, image
 
 @pytest.fixture
 def served():
-    """Start HttpSink(**kwargs) on a free loopback port; closed afterwards."""
+    """Start HttpServer(**kwargs) on a free loopback port; closed afterwards."""
     sinks = []
 
     def start(**kwargs):
-        sink = HttpSink("127.0.0.1:0", **kwargs)
+        sink = HttpServer("127.0.0.1:0", **kwargs)
         status = Status()
         sink.start(status)
         sinks.append(sink)
@@ -156,9 +156,9 @@ def test_non_loopback_address_needs_a_token(monkeypatch):
     monkeypatch.delenv("EDGE_HTTP_TOKEN", raising=False)
     for address in ("0.0.0.0:8080", "192.168.1.10:8080", "camera.local:8080"):
         with pytest.raises(SinkError, match="set a bearer token"):
-            HttpSink(address)
-    assert HttpSink("0.0.0.0:8080", token="t").token == "t"  # allowed (not started: tests stay on loopback)
-    assert HttpSink("localhost:8080").token is None and HttpSink("[::1]:8080").host == "::1"
+            HttpServer(address)
+    assert HttpServer("0.0.0.0:8080", token="t").token == "t"  # allowed (not started: tests stay on loopback)
+    assert HttpServer("localhost:8080").token is None and HttpServer("[::1]:8080").host == "::1"
 
 
 def test_port_in_use_is_a_start_error():
@@ -166,7 +166,7 @@ def test_port_in_use_is_a_start_error():
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        sink = HttpSink(f"127.0.0.1:{port}")
+        sink = HttpServer(f"127.0.0.1:{port}")
         with pytest.raises(SinkError, match=f"127.0.0.1:{port} is already in use"):
             sink.start(Status())
 

@@ -10,7 +10,7 @@ import pytest
 
 from edge import Detector, ModelError
 from edge.bundle import MANIFEST, read_bundle
-from edge.cli.main import main
+from edge.cli import main
 from edge.service.store import CRASH_ENV, RECORD, STEPS, Store
 
 from .onnx_models import tiny_bundle

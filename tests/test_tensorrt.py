@@ -21,7 +21,7 @@ from edge import Detector
 from edge.backends import open_backend
 from edge.bundle import MANIFEST, read_bundle, sha256_file
 from edge.backends.tensorrt.calibrator import CalibrationBatches, make_calibrator, read_cache, write_cache
-from edge.cli.main import main
+from edge.cli import main
 from edge.backends.tensorrt.engines import (ENGINES, Platform, build_engine, engine_key, engine_paths, find_engine, precision_of,
                           timing_cache_path)
 from edge.errors import BackendUnavailable, ModelError

@@ -1,9 +1,8 @@
 """TFLite backend: ai-edge-litert (preferred) or tflite-runtime, XNNPACK on CPU."""
 from __future__ import annotations
 
-from typing import Optional
-
 import os
+from typing import Optional
 
 import numpy as np
 

@@ -1,4 +1,4 @@
 """The command-line layer: every argparse entry point, one file per command group; nothing else imports it."""
-from .main import main
+from .commands import main
 
 __all__ = ["main"]

@@ -10,11 +10,11 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from ..demo import BUNDLE
 from ..draw import draw_detections
 from ..errors import EdgeError
-from ..stream.sinks.base import Sink
-from ..demo import BUNDLE
 from ..scene import CLASSES, demo_frame
+from ..stream.sinks.base import Sink
 
 WIDTH, HEIGHT, FPS = 640, 480, 12
 

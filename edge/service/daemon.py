@@ -9,7 +9,6 @@ need a restart: a reload logs which of them changed and keeps the running ones.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
@@ -19,7 +18,9 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..detections import Detections
-from ..errors import ModelError
+from ..detector import load_detector
+from ..errors import ModelError, SinkError
+from ..settings import Config, HttpConfig
 from ..stream.pipeline import Pipeline
 from ..stream.sinks import open_sinks
 from ..stream.sources import open_source
@@ -27,26 +28,14 @@ from .systemd import Notifier, status_line
 
 log = logging.getLogger("edge")
 
-MODEL_KEYS = ("model", "family", "names", "backend", "providers", "threads", "conf", "iou", "max_det", "agnostic",
-              "multi_label")
-LIVE_KEYS = MODEL_KEYS + ("log_level", "config", "func", "command", "debug")
-
-
-def model_key(args: argparse.Namespace) -> tuple:
+def model_key(config: Config) -> tuple:
     """What identifies the loaded model: its resolved path, the file's modification time and the model settings."""
-    path = os.path.realpath(args.model)
+    path = os.path.realpath(config.model.path)
     try:
         stamp = os.stat(os.path.join(path, "manifest.json") if os.path.isdir(path) else path).st_mtime_ns
     except OSError:
         stamp = None
-    return (path, stamp) + tuple(getattr(args, k, None) for k in MODEL_KEYS[1:])
-
-
-def load_detector(args: argparse.Namespace):
-    """The Detector for the run settings, loaded from the resolved path (events then name the versioned bundle)."""
-    from ..cli.main import _load
-
-    return _load(argparse.Namespace(**{**vars(args), "model": os.path.realpath(args.model)}))
+    return (path, stamp, config.model, config.thresholds)
 
 
 def self_test(detector, image: np.ndarray) -> None:
@@ -59,28 +48,27 @@ def self_test(detector, image: np.ndarray) -> None:
         raise ModelError("self-test: the detector returned non-finite boxes or scores")
 
 
-def apply_log_level(args: argparse.Namespace) -> None:
+def apply_log_level(config: Config, debug: bool) -> None:
     """logging.level from the config, unless --debug was given."""
-    if getattr(args, "log_level", None) and not getattr(args, "debug", False):
-        logging.getLogger().setLevel(args.log_level.upper())
+    if not debug:
+        logging.getLogger().setLevel(config.logging.level.upper())
+
+
+RESTART_SECTIONS = ("sources", "pipeline", "sinks")
 
 
 class Daemon:
-    """One run: `Daemon(settings, resolve).run()`; resolve() re-reads the settings at each reload."""
+    """One run: `Daemon(config, resolve).run()`; resolve() re-reads the config (and flags) at each reload."""
 
-    def __init__(self, args: argparse.Namespace, resolve: Callable[[], argparse.Namespace]):
-        self.args, self.resolve = args, resolve
-        apply_log_level(args)
-        detector = load_detector(args)
-        self.model_key = model_key(args)
-        common = {"width": args.width, "height": args.height, "fps": args.fps, "fourcc": args.fourcc,
-                  "realtime": not args.all_frames,
-                  "model_size": (detector.contract.input.width, detector.contract.input.height)}
-        sources = [open_source(uri, source_id=name, **{**_given(options), **_given(common)})
-                   for name, uri, options in args.sources]
-        self.pipeline = Pipeline(detector, sources, open_sinks(args), all_frames=args.all_frames, every=args.every,
-                                 max_fps=args.max_fps, drop=args.drop, queue_size=args.queue_size,
-                                 max_frames=args.max_frames)
+    def __init__(self, config: Config, resolve: Callable[[], Config], debug: bool = False):
+        self.config, self.resolve, self.debug = config, resolve, debug
+        apply_log_level(config, debug)
+        detector = load_detector(config.model, config.thresholds)
+        self.model_key = model_key(config)
+        sinks = open_sinks(config.sinks)
+        if config.sinks.http is not None:
+            sinks.append(open_server(config.sinks.http))
+        self.pipeline = Pipeline(detector, open_sources(config, detector), sinks, **vars(config.pipeline))
         self.notifier = Notifier()
         self._hup = threading.Event()
         self._reload: Optional[threading.Thread] = None
@@ -121,19 +109,18 @@ class Daemon:
     def _reload_model(self) -> None:
         """Re-read the settings; load, warm up and self-test a changed model beside the running one, then swap it."""
         try:
-            args = self.resolve()
-            apply_log_level(args)
-            stale = sorted(k for k in set(vars(args)) | set(vars(self.args))
-                           if k not in LIVE_KEYS and getattr(args, k, None) != getattr(self.args, k, None))
+            config = self.resolve()
+            apply_log_level(config, self.debug)
+            stale = sorted(k for k in RESTART_SECTIONS if getattr(config, k) != getattr(self.config, k))
             if stale:
                 log.warning("reload: %s changed; these need a restart (systemctl restart), the running ones stay",
                             ", ".join(stale))
-            key = model_key(args)
+            key = model_key(config)
             if key == self.model_key:
                 log.info("reload: model unchanged")
                 self._outcome = "reloaded; model unchanged"
                 return
-            detector = load_detector(args)
+            detector = load_detector(config.model, config.thresholds)
             self_test(detector, self.pipeline.last_frame.image)
             self.pipeline.swap_detector(detector)
             self.model_key = key
@@ -162,6 +149,20 @@ class Daemon:
             self.notifier.stopping()
 
 
-def _given(options: dict) -> dict:
-    """The options that are set."""
-    return {k: v for k, v in options.items() if v is not None}
+def open_server(settings: HttpConfig):
+    """The ops HTTP server; a missing prometheus-client is a one-line SinkError naming the extra."""
+    try:
+        from .server import HttpServer
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] == "prometheus_client":
+            raise SinkError("the HTTP server needs prometheus-client: pip install 'edge[http]'") from exc
+        raise
+    return HttpServer.from_settings(settings)
+
+
+def open_sources(config: Config, detector) -> list:
+    """The configured sources (not opened yet), sized for the model."""
+    common = {"realtime": not config.pipeline.all_frames,
+              "model_size": (detector.contract.input.width, detector.contract.input.height)}
+    return [open_source(s.uri, source_id=s.name, width=s.width, height=s.height, fps=s.fps, fourcc=s.fourcc, **common)
+            for s in config.sources]

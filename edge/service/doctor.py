@@ -186,8 +186,8 @@ def default_config() -> Optional[str]:
 
 def config_checks(path: str) -> Tuple[List[Check], List[str]]:
     """The config is valid, its model exists and has an installed backend; also (checks, camera devices it needs)."""
-    from .config import load
     from ..errors import EdgeError
+    from .config import load
 
     try:
         config = load(path)

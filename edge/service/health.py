@@ -18,8 +18,8 @@ READY, NOT_READY, UNREACHABLE = 0, 1, 3
 
 def url_from_config(path: str) -> Tuple[Optional[str], Optional[str]]:
     """(base URL, bearer token) of the HTTP sink a config sets up; (None, None) when it has none."""
-    from .config import load, secret
     from ..errors import ConfigError
+    from .config import load, secret
 
     http = load(path).sinks.http
     if http is None:

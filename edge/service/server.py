@@ -1,4 +1,4 @@
-"""HTTP sink: health, readiness, Prometheus metrics, the latest event and an annotated MJPEG preview."""
+"""The ops HTTP server: health, readiness, Prometheus metrics, the latest event and an annotated MJPEG preview."""
 from __future__ import annotations
 
 import errno
@@ -22,12 +22,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from ..detections import Detections
 from ..draw import draw_detections
 from ..errors import SinkError
+from ..settings import DEFAULT_HTTP, HttpConfig, secret
 from ..stream.sinks.base import Sink
 from ..stream.sinks.worker import SinkStats, encode_event
 
-log = logging.getLogger("edge.stream.sinks")
+log = logging.getLogger("edge.http")
 
-DEFAULT_ADDRESS = "127.0.0.1:8080"
 TOKEN_ENV = "EDGE_HTTP_TOKEN"
 BOUNDARY = b"frame"
 
@@ -39,7 +39,7 @@ def parse_address(address: str) -> tuple[str, int]:
         host, port = "", address
     host = host.strip("[]") or "127.0.0.1"
     if not port.isdigit() or int(port) > 65535:
-        raise SinkError(f"http: {address!r} is not HOST:PORT (for example {DEFAULT_ADDRESS})")
+        raise SinkError(f"http: {address!r} is not HOST:PORT (for example {DEFAULT_HTTP})")
     return host, int(port)
 
 
@@ -57,7 +57,7 @@ class _Server(ThreadingHTTPServer):
     """The threaded server, knowing its sink."""
 
     allow_reuse_port = False  # never share a port with another server (newer Pythons may default it on)
-    sink: "HttpSink"
+    sink: "HttpServer"
 
 
 class _Server6(_Server):
@@ -170,7 +170,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": f"no such path {path}",
                              "paths": ["/healthz", "/readyz", "/metrics", "/latest", "/snapshot.jpg", "/stream.mjpg"]})
 
-    def _stream(self, sink: "HttpSink") -> None:
+    def _stream(self, sink: "HttpServer") -> None:
         """multipart/x-mixed-replace: each newer annotated frame as one JPEG part, until the client leaves."""
         self.send_response(200)
         self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY.decode()}")
@@ -191,12 +191,18 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
 
-class HttpSink(Sink):
+class HttpServer(Sink):
     """A small threaded HTTP server for probes, metrics and a preview; publish() only stores the latest event."""
 
     name = "http"
 
-    def __init__(self, address: str = DEFAULT_ADDRESS, token: Optional[str] = None, max_age: float = 10.0,
+    @classmethod
+    def from_settings(cls, settings: HttpConfig) -> "HttpServer":
+        """The server `sinks.http` describes, its token read from the environment or a systemd credential."""
+        token = settings.token or secret(settings.token_env, settings.token_credential, "sinks.http.token")
+        return cls(settings.listen, token=token, max_age=settings.max_age)
+
+    def __init__(self, address: str = DEFAULT_HTTP, token: Optional[str] = None, max_age: float = 10.0,
                  jpeg_quality: int = 80) -> None:
         self.host, self.port = parse_address(address)
         self.token = token or os.environ.get(TOKEN_ENV) or None

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Iterator, Optional
 
 from ..backends.tensorrt import engines
-from ..bundle import MANIFEST, read_bundle
 from ..backends.tensorrt.engines import needs_engine
+from ..bundle import MANIFEST, read_bundle
 from ..errors import BackendUnavailable, EdgeError, ModelError
 
 DEFAULT_STATE_DIR = "/var/lib/edge"

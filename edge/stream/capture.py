@@ -7,11 +7,10 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Optional, Tuple
 
+from ..settings import DROP_POLICIES
 from .sources import Frame, Source
 
 log = logging.getLogger("edge")
-
-DROP_POLICIES = ("latest", "oldest", "block")
 
 
 @dataclass

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+
 import cv2
 import numpy as np
 

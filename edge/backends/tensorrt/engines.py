@@ -20,10 +20,10 @@ from typing import Optional
 
 import numpy as np
 
-from . import backend as trt_backend
 from ...bundle import sha256_file
-from .calibrator import CalibrationBatches, make_calibrator, read_cache
 from ...errors import ModelError
+from . import backend as trt_backend
+from .calibrator import CalibrationBatches, make_calibrator, read_cache
 
 ENGINES = "engines"
 CALIBRATION_CACHE = "calibration.cache"

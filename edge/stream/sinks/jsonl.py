@@ -6,6 +6,7 @@ import sys
 from typing import Callable, Optional, TextIO
 
 from ...errors import SinkError
+from ...settings import JsonlConfig
 from .worker import QueuedSink, encode_event
 
 
@@ -13,6 +14,11 @@ class JsonlSink(QueuedSink):
     """Writes each event as one flushed JSON line; a file rotates to path.1 .. path.N past max_bytes."""
 
     name = "jsonl"
+
+    @classmethod
+    def from_settings(cls, settings: JsonlConfig, queue_size: int = 1000) -> "JsonlSink":
+        """The sink `sinks.jsonl` describes."""
+        return cls(settings.path, max_bytes=settings.max_bytes, backups=settings.backups, queue_size=queue_size)
 
     def __init__(self, path: str = "-", max_bytes: int = 0, backups: int = 5, queue_size: int = 1000) -> None:
         super().__init__(queue_size)

@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlsplit
 import paho.mqtt.client as mqtt
 
 from ...errors import SinkError
+from ...settings import MqttConfig, secret
 from .worker import QueuedSink, encode_event, log
 
 USERNAME_ENV = "EDGE_MQTT_USERNAME"
@@ -27,6 +28,15 @@ class MqttSink(QueuedSink):
     """Publishes each event to {prefix}/{source}/events; {prefix}/availability is retained 'online' / will 'offline'."""
 
     name = "mqtt"
+
+    @classmethod
+    def from_settings(cls, settings: MqttConfig, queue_size: int = 1000) -> "MqttSink":
+        """The sink `sinks.mqtt` describes, its secrets read from the environment or systemd credentials."""
+        s = settings
+        return cls(s.url, qos=s.qos, topic_prefix=s.topic_prefix, client_id=s.client_id, ca_file=s.ca,
+                   cert_file=s.cert, key_file=s.key, queue_size=queue_size,
+                   username=s.username or secret(s.username_env, None, "sinks.mqtt.username"),
+                   password=secret(s.password_env, s.password_credential, "sinks.mqtt.password"))
 
     def __init__(self, url: str, qos: int = 1, topic_prefix: Optional[str] = None, client_id: Optional[str] = None,
                  ca_file: Optional[str] = None, cert_file: Optional[str] = None, key_file: Optional[str] = None,

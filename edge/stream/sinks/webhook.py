@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from ... import __version__
 from ...errors import SinkError
+from ...settings import WebhookConfig
 from .worker import QueuedSink, encode_event
 
 
@@ -14,6 +15,11 @@ class WebhookSink(QueuedSink):
     """POSTs events in order; network errors, 429 and 5xx are retried (backoff doubling to 30 s), then counted failed."""
 
     name = "webhook"
+
+    @classmethod
+    def from_settings(cls, settings: WebhookConfig, queue_size: int = 1000) -> "WebhookSink":
+        """The sink `sinks.webhook` describes."""
+        return cls(settings.url, timeout=settings.timeout, retries=settings.retries, queue_size=queue_size)
 
     def __init__(self, url: str, timeout: float = 5.0, retries: int = 3, backoff: float = 0.5,
                  queue_size: int = 1000) -> None:

@@ -1,14 +1,15 @@
 """Frame sources chosen by a URI-like string: `open_source("rtsp://cam/stream")`."""
 from __future__ import annotations
 
+import importlib
 import inspect
 import os
 import re
-from typing import Optional
+from typing import Callable, NamedTuple, Optional
 
 from .base import Frame, Source, SourceError
 
-__all__ = ["Frame", "Source", "SourceError", "open_source", "split_name"]
+__all__ = ["Frame", "Source", "SourceError", "open_source", "register", "split_name", "SOURCES"]
 
 URIS = ("synthetic[:WxH[@fps]], a video file, an image folder, /dev/videoN, v4l2:N, rtsp://..., http(s)://..., "
         "gst:PIPELINE or picamera2[:N]")
@@ -20,49 +21,86 @@ def split_name(spec: str) -> tuple:
     return (match.group(1), match.group(2)) if match else (None, spec)
 
 
+class SourceKind(NamedTuple):
+    """A kind of source: `match(uri)` returns the arguments parsed from the URI, or None when it is not this kind."""
+
+    name: str
+    match: Callable[[str], Optional[dict]]
+    load: Callable[[], type]
+
+
+SOURCES: list = []
+OPTIONS = ("width", "height", "fps", "fourcc", "realtime", "model_size")  # what open_source passes on
+
+
+def register(name: str, match: Callable[[str], Optional[dict]], module: str, cls: str, first: bool = False) -> None:
+    """Add a kind of source, tried in order (first=True: before the built-in ones); its module is imported on use."""
+    kind = SourceKind(name, match, lambda: getattr(importlib.import_module(f"{__name__}.{module}"), cls))
+    SOURCES.insert(0, kind) if first else SOURCES.append(kind)
+
+
 def open_source(uri: str, source_id: Optional[str] = None, **options) -> Source:
-    """Build (not open) the Source for a URI; options a source does not take (width, fps, realtime, ...) are ignored."""
-    cls, args = _resolve(uri)
-    accepted = inspect.signature(cls).parameters
-    kwargs = {k: v for k, v in options.items() if k in accepted and v is not None}
-    kwargs.update(args)
-    return cls(uri, source_id=source_id, **kwargs)
-
-
-def _resolve(uri: str) -> tuple:
-    """(Source class, arguments parsed from the URI)."""
-    lowered = uri.lower()
-    if lowered == "synthetic" or lowered.startswith("synthetic:"):
-        from .synthetic import SyntheticSource
-        return SyntheticSource, _synthetic_args(uri)
-    if lowered.startswith(("rtsp://", "rtsps://", "http://", "https://", "rtmp://")):
-        from .network import NetworkSource
-        return NetworkSource, {}
-    if lowered.startswith("gst:"):
-        from .gstreamer import GStreamerSource
-        return GStreamerSource, {}
-    if lowered == "picamera2" or lowered.startswith("picamera2:"):
-        from .picamera2 import Picamera2Source
-        return Picamera2Source, {"camera": _int_suffix(uri, "picamera2:")} if ":" in uri else {}
-    if lowered.startswith("v4l2:") or re.match(r"^/dev/video\d+$", uri):
-        from .v4l2 import V4L2Source
-        device = _int_suffix(uri, "v4l2:") if lowered.startswith("v4l2:") else uri
-        if isinstance(device, str) and not os.path.exists(device):
-            raise SourceError(f"{uri}: no such camera device (ls /dev/video* lists the cameras)")
-        return V4L2Source, {"device": device}
-    if os.path.isdir(uri):
-        from .folder import FolderSource
-        return FolderSource, {}
-    if os.path.isfile(uri):
-        from ...images import IMAGE_EXTENSIONS
-        if uri.lower().endswith(IMAGE_EXTENSIONS):
-            from .folder import FolderSource
-            return FolderSource, {}
-        from .video import VideoFileSource
-        return VideoFileSource, {}
+    """Build (not open) the Source for a URI; common options it does not take (e.g. width for a file) are ignored,
+    an option no source knows (a typo) is a SourceError."""
+    for kind in SOURCES:
+        args = kind.match(uri)
+        if args is not None:
+            cls = kind.load()
+            accepted = inspect.signature(cls).parameters
+            unknown = sorted(set(options) - set(OPTIONS) - set(accepted))
+            if unknown:
+                raise SourceError(f"{uri}: unknown source option(s) {', '.join(unknown)}; a {kind.name} source takes "
+                                  f"{', '.join(sorted(set(OPTIONS) | set(accepted) - {'uri', 'source_id'}))}")
+            kwargs = {k: v for k, v in options.items() if k in accepted and v is not None}
+            return cls(uri, source_id=source_id, **{**kwargs, **args})
     if "://" in uri or ":" in uri.split("/", 1)[0]:
         raise SourceError(f"{uri}: unknown source; expected {URIS}")
     raise SourceError(f"{uri}: no such file or folder (a source is {URIS})")
+
+
+def _prefix(*prefixes: str) -> Callable[[str], Optional[dict]]:
+    """Matches URIs that start with one of the prefixes (case-insensitive); no arguments."""
+    return lambda uri: {} if uri.lower().startswith(prefixes) else None
+
+
+def _picamera2(uri: str) -> Optional[dict]:
+    """`picamera2` or `picamera2:N`."""
+    if uri.lower() != "picamera2" and not uri.lower().startswith("picamera2:"):
+        return None
+    return {"camera": _int_suffix(uri, "picamera2:")} if ":" in uri else {}
+
+
+def _v4l2(uri: str) -> Optional[dict]:
+    """`v4l2:N` or `/dev/videoN` (which must exist)."""
+    if uri.lower().startswith("v4l2:"):
+        return {"device": _int_suffix(uri, "v4l2:")}
+    if not re.match(r"^/dev/video\d+$", uri):
+        return None
+    if not os.path.exists(uri):
+        raise SourceError(f"{uri}: no such camera device (ls /dev/video* lists the cameras)")
+    return {"device": uri}
+
+
+def _images(uri: str) -> Optional[dict]:
+    """An image folder or a single image file."""
+    from ...images import IMAGE_EXTENSIONS
+
+    return {} if os.path.isdir(uri) or (os.path.isfile(uri) and uri.lower().endswith(IMAGE_EXTENSIONS)) else None
+
+
+def _synthetic(uri: str) -> Optional[dict]:
+    """`synthetic[:WxH[@fps]]`."""
+    lowered = uri.lower()
+    return _synthetic_args(uri) if lowered == "synthetic" or lowered.startswith("synthetic:") else None
+
+
+register("synthetic", _synthetic, "synthetic", "SyntheticSource")
+register("network", _prefix("rtsp://", "rtsps://", "http://", "https://", "rtmp://"), "network", "NetworkSource")
+register("gstreamer", _prefix("gst:"), "gstreamer", "GStreamerSource")
+register("picamera2", _picamera2, "picamera2", "Picamera2Source")
+register("v4l2", _v4l2, "v4l2", "V4L2Source")
+register("images", _images, "folder", "FolderSource")
+register("video", lambda uri: {} if os.path.isfile(uri) else None, "video", "VideoFileSource")
 
 
 def _synthetic_args(uri: str) -> dict:

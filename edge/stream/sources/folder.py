@@ -7,8 +7,8 @@ from typing import Optional
 
 import cv2
 
-from ...images import list_images
 from ...errors import EdgeError
+from ...images import list_images
 from .base import Frame, Source, SourceError
 
 log = logging.getLogger("edge")

@@ -9,58 +9,35 @@ import sys
 from typing import Optional, Sequence
 
 from .. import __version__
-from .demo import add_demo_parser
 from ..errors import EdgeError
+from ..service.systemd import setup_logging
+from .demo import add_demo_parser
+from .flags import detector_settings, model_flags, threshold_flags
 from .models import add_models_parser
 from .ops import add_ops_parsers
 from .run import add_run_parser
-from ..service.systemd import setup_logging
 
 log = logging.getLogger("edge")
 
-
-def _model_args(p: argparse.ArgumentParser, thresholds: bool = True, flag: bool = False) -> None:
-    help_ = "bundle directory, manifest.json, .onnx or .tflite file"
-    if flag:
-        p.add_argument("--model", help=help_)
-    else:
-        p.add_argument("model", help=help_)
-    p.add_argument("--family", choices=("yolo11", "damo-yolo"), help="model family, when the file does not say")
-    p.add_argument("--names", help="class names: a file (one per line or JSON) or a comma-separated list")
-    p.add_argument("--backend", choices=("onnxruntime", "tflite", "tensorrt"), help="override the backend chosen by extension")
-    p.add_argument("--providers", help="onnxruntime execution providers, comma-separated (default CPUExecutionProvider)")
-    p.add_argument("--threads", type=int, help="inference threads")
-    if thresholds:
-        p.add_argument("--conf", type=float, help="confidence threshold (default: the family's, 0.25 for YOLO11)")
-        p.add_argument("--iou", type=float, help="NMS IoU threshold (default 0.7 for YOLO11)")
-        p.add_argument("--max-det", type=int, help="maximum detections per image (default 300 for YOLO11)")
-        p.add_argument("--agnostic", action="store_true", help="class-agnostic NMS")
-        p.add_argument("--multi-label", action=argparse.BooleanOptionalAction, default=None,
-                       help="allow several classes per anchor (default: the family's)")
+EVAL_THRESHOLDS = {"conf": 0.001, "iou": 0.7, "max_det": 300, "multi_label": True}  # Ultralytics val
 
 
-def _load(args, **overrides):
-    from ..detector import Detector
-    from ..names import load_names
+def _detector(args, **defaults):
+    """The Detector the model and threshold flags ask for (values range-checked like the config)."""
+    from ..detector import load_detector
 
-    thresholds = {k: getattr(args, k, None) for k in ("conf", "iou", "max_det", "multi_label")}
-    thresholds.update(overrides)
-    thresholds = {k: v for k, v in thresholds.items() if v is not None}
-    return Detector.load(
-        args.model, family=args.family, names=load_names(args.names) if args.names else None, backend=args.backend,
-        providers=args.providers.split(",") if args.providers else None, threads=args.threads,
-        agnostic=getattr(args, "agnostic", False), **thresholds,
-    )
+    model, thresholds = detector_settings(args, args.parser, **defaults)
+    return load_detector(model, thresholds)
 
 
 def cmd_detect(args) -> int:
     """Run the model on images and print or save the detections."""
     import cv2
 
-    from ..images import list_images
     from ..draw import draw_detections
+    from ..images import list_images
 
-    detector = _load(args)
+    detector = _detector(args)
     paths = []
     for source in args.sources:
         paths.extend(list_images(source) if os.path.isdir(source) else [source])
@@ -91,7 +68,7 @@ def cmd_detect(args) -> int:
 
 def cmd_info(args) -> int:
     """Print the resolved model contract."""
-    info = _load(args).info()
+    info = _detector(args).info()
     if args.json:
         print(json.dumps(info, indent=1))
         return 0
@@ -115,9 +92,9 @@ def cmd_bench(args) -> int:
     """Measure latency per stage, FPS, load time and peak RSS."""
     from ..bench import bench
 
-    result = bench(args.model, images=args.images, runs=args.runs, warmup=args.warmup, family=args.family,
-                   backend=args.backend, threads=args.threads,
-                   providers=args.providers.split(",") if args.providers else None)
+    model, _ = detector_settings(args, args.parser)
+    result = bench(model.path, images=args.images, runs=args.runs, warmup=args.warmup, family=model.family,
+                   backend=model.backend, threads=model.threads, providers=model.providers)
     if args.json:
         print(json.dumps(result))
         return 0
@@ -135,8 +112,7 @@ def cmd_eval(args) -> int:
     """COCO mAP on an annotated image folder (Ultralytics val settings by default)."""
     from ..evaluate import evaluate
 
-    detector = _load(args, conf=args.conf, iou=args.iou, max_det=args.max_det,
-                     multi_label=True if args.multi_label is None else args.multi_label)
+    detector = _detector(args, **EVAL_THRESHOLDS)
     result = evaluate(detector, args.images, args.annotations, limit=args.limit, metric=args.metric)
     if args.json:
         print(json.dumps(result))
@@ -153,41 +129,38 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("detect", help="detect objects in images")
-    _model_args(p)
+    model_flags(p)
     p.add_argument("sources", nargs="+", metavar="SOURCE", help="image files or folders")
     p.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
     p.add_argument("--save-dir", help="write annotated images here")
-    p.set_defaults(func=cmd_detect)
+    p.set_defaults(func=cmd_detect, parser=p)
 
     p = sub.add_parser("info", help="show the model's resolved input/output contract")
-    _model_args(p, thresholds=False)
+    model_flags(p, thresholds=False)
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_info)
+    p.set_defaults(func=cmd_info, parser=p)
 
     p = sub.add_parser("bench", help="measure latency, FPS, load time and peak memory")
-    _model_args(p, thresholds=False)
+    model_flags(p, thresholds=False)
     p.add_argument("--images", help="folder of images (default: one synthetic 1280x720 frame)")
     p.add_argument("--runs", type=int, default=100)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_bench)
+    p.set_defaults(func=cmd_bench, parser=p)
 
     p = sub.add_parser("eval", help="COCO mAP50-95 / mAP50 on an annotated image folder")
-    _model_args(p, thresholds=False)
+    model_flags(p, thresholds=False)
     p.add_argument("--images", required=True, help="folder with the images")
     p.add_argument("--annotations", required=True,
                    help="COCO instances JSON, or a folder of YOLO labels (<image stem>.txt: class cx cy w h, normalized)")
-    p.add_argument("--conf", type=float, default=0.001, help="default 0.001 (Ultralytics val)")
-    p.add_argument("--iou", type=float, default=0.7, help="default 0.7 (Ultralytics val)")
-    p.add_argument("--max-det", type=int, default=300)
-    p.add_argument("--multi-label", action=argparse.BooleanOptionalAction, default=None, help="default on (Ultralytics val)")
+    threshold_flags(p, **EVAL_THRESHOLDS)
     p.add_argument("--metric", choices=("coco", "ultralytics"), default="coco",
                    help="coco: official COCO protocol (faster-coco-eval); ultralytics: what Ultralytics val prints")
     p.add_argument("--limit", type=int, help="evaluate only the first N images")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_eval)
+    p.set_defaults(func=cmd_eval, parser=p)
 
-    add_run_parser(sub, _model_args)
+    add_run_parser(sub)
     add_demo_parser(sub)
     add_ops_parsers(sub)
     add_models_parser(sub)

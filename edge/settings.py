@@ -1,0 +1,172 @@
+"""The settings: one typed object (`Config`) from the command line or the YAML config to the code that uses it.
+
+Every setting is declared once, here: its type, default, bounds and description. `edge run --config FILE` validates
+the file into these dataclasses, command-line flags are declared from the same fields (edge/cli/flags.py), and the
+JSON Schema (edge/schema/config.schema.json) is generated from them (edge/typed.py).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import List, Optional
+
+from .errors import ConfigError
+from .typed import spec
+
+NAME = r"[A-Za-z][\w-]*"
+CREDENTIAL = r"[\w.@-]+"
+DROP_POLICIES = ("latest", "oldest", "block")
+DEFAULT_HTTP = "127.0.0.1:8080"
+
+
+@dataclass
+class ModelConfig:
+    """The model to run and how."""
+
+    path: str = spec("bundle directory, manifest.json, .onnx or .tflite file; a link such as "
+                     "/var/lib/edge/models/current is resolved at every start and reload")
+    family: Optional[str] = spec("model family, when the file does not say", None, choices=("yolo11", "damo-yolo"))
+    names: Optional[str] = spec("class names: a file (one per line or JSON) or a comma-separated list", None)
+    backend: Optional[str] = spec("override the backend chosen by extension", None,
+                                  choices=("onnxruntime", "tflite", "tensorrt"))
+    providers: Optional[List[str]] = spec("onnxruntime execution providers in order (default CPUExecutionProvider)",
+                                          None)
+    threads: Optional[int] = spec("inference threads", None, minimum=1)
+
+
+@dataclass
+class ThresholdsConfig:
+    """Post-processing thresholds (default: the model family's)."""
+
+    conf: Optional[float] = spec("confidence threshold", None, minimum=0.0, maximum=1.0)
+    iou: Optional[float] = spec("NMS IoU threshold", None, minimum=0.0, maximum=1.0)
+    max_det: Optional[int] = spec("maximum detections per frame", None, minimum=1)
+    agnostic: bool = spec("class-agnostic NMS", False)
+    multi_label: Optional[bool] = spec("allow several classes per anchor", None)
+
+
+@dataclass
+class SourceConfig:
+    """One frame source; several sources share the detector round-robin."""
+
+    uri: str = spec("synthetic[:WxH[@fps]], video file, image folder, /dev/videoN, v4l2:N, rtsp://, http(s)://, "
+                    "gst:PIPELINE or picamera2[:N]")
+    name: Optional[str] = spec("source id in events and topics (default: derived from the URI)", None, pattern=NAME)
+    width: Optional[int] = spec("capture width (cameras, synthetic)", None, minimum=1)
+    height: Optional[int] = spec("capture height (cameras, synthetic)", None, minimum=1)
+    fps: Optional[float] = spec("capture frame rate (cameras, synthetic)", None, minimum=0.0)
+    fourcc: Optional[str] = spec("V4L2 pixel format, e.g. MJPG", None, pattern=r"[ -~]{4}")
+
+
+@dataclass
+class PipelineConfig:
+    """Frame scheduling between capture and inference."""
+
+    all_frames: bool = spec("infer every frame (files: no real-time pacing) instead of the latest", False)
+    every: int = spec("infer every Nth captured frame", 1, minimum=1)
+    max_fps: Optional[float] = spec("cap the inference rate", None, exclusive_minimum=0.0)
+    drop: Optional[str] = spec("full queue policy (default latest, or block with all_frames)", None,
+                               choices=DROP_POLICIES)
+    queue_size: int = spec("frames queued per source with all_frames", 8, minimum=1)
+    max_frames: Optional[int] = spec("stop after N inferred frames", None, minimum=1)
+
+
+@dataclass
+class JsonlConfig:
+    """Events as JSON lines."""
+
+    path: str = spec("file path, or '-' for stdout")
+    max_bytes: int = spec("rotate the file past this many bytes (0: never)", 0, minimum=0)
+    backups: int = spec("rotated files kept", 5, minimum=0)
+
+
+@dataclass
+class MqttConfig:
+    """Events to an MQTT broker, topics PREFIX/SOURCE/events and PREFIX/availability."""
+
+    url: str = spec("mqtt://host[:port] or mqtts://host[:port]", pattern=r"mqtts?://[^/\s]+/?")
+    qos: int = spec("MQTT QoS", 1, choices=(0, 1, 2))
+    topic_prefix: Optional[str] = spec("topic prefix (default edge/HOSTNAME)", None, pattern=r"[^+#]+")
+    client_id: Optional[str] = spec("client id (default edge-HOSTNAME-PID)", None)
+    ca: Optional[str] = spec("CA file for mqtts://", None)
+    cert: Optional[str] = spec("client certificate for mqtts://", None)
+    key: Optional[str] = spec("client key for mqtts://", None)
+    username: Optional[str] = spec("user name (not a secret)", None)
+    username_env: Optional[str] = spec("environment variable holding the user name", None, pattern=NAME)
+    password_env: Optional[str] = spec("environment variable holding the password", None, pattern=NAME)
+    password_credential: Optional[str] = spec("systemd credential ($CREDENTIALS_DIRECTORY/NAME) holding the password",
+                                              None, pattern=CREDENTIAL)
+
+
+@dataclass
+class HttpConfig:
+    """/healthz /readyz /metrics /latest /stream.mjpg /snapshot.jpg."""
+
+    listen: str = spec("HOST:PORT to serve on; a non-loopback host needs a token", DEFAULT_HTTP,
+                       pattern=r"(\[[0-9A-Fa-f:.]+\]|[^:\s]*):\d{1,5}")
+    token: Optional[str] = spec("the bearer token itself (prefer token_env or token_credential: keep secrets out of "
+                                "config files)", None)
+    token_env: Optional[str] = spec("environment variable holding the bearer token", None, pattern=NAME)
+    token_credential: Optional[str] = spec("systemd credential holding the bearer token", None, pattern=CREDENTIAL)
+    max_age: float = spec("/readyz fails when the last frame or inference is older, seconds", 10.0,
+                          exclusive_minimum=0.0)
+
+
+@dataclass
+class WebhookConfig:
+    """POST each event to a URL."""
+
+    url: str = spec("http(s) URL", pattern=r"https?://\S+")
+    timeout: float = spec("seconds per POST", 5.0, exclusive_minimum=0.0)
+    retries: int = spec("retries after a failed POST, with doubling backoff", 3, minimum=0)
+
+
+@dataclass
+class SinksConfig:
+    """Where events go; a sink is on when its section is present."""
+
+    jsonl: Optional[JsonlConfig] = spec("JSON lines sink", None)
+    mqtt: Optional[MqttConfig] = spec("MQTT sink", None)
+    http: Optional[HttpConfig] = spec("HTTP probes, metrics and preview", None)
+    webhook: Optional[WebhookConfig] = spec("webhook sink", None)
+    queue: int = spec("events each queued sink holds before dropping the oldest", 1000, minimum=1)
+
+
+@dataclass
+class LoggingConfig:
+    """Log output (stderr; syslog priority prefixes for journald under systemd)."""
+
+    level: str = spec("least severe level logged", "info", choices=("debug", "info", "warning", "error"))
+
+
+@dataclass
+class Config:
+    """edge run configuration."""
+
+    model: ModelConfig = spec("the model")
+    sources: List[SourceConfig] = spec("frame sources (at least one)")
+    version: int = spec("config format version", 1, choices=(1,))
+    thresholds: ThresholdsConfig = spec("post-processing thresholds", default_factory=ThresholdsConfig)
+    pipeline: PipelineConfig = spec("frame scheduling", default_factory=PipelineConfig)
+    sinks: SinksConfig = spec("event sinks", default_factory=SinksConfig)
+    logging: LoggingConfig = spec("logging", default_factory=LoggingConfig)
+
+
+def secret(env: Optional[str], credential: Optional[str], where: str) -> Optional[str]:
+    """The value of an environment variable or a systemd credential; None when neither is named."""
+    if env:
+        value = os.environ.get(env)
+        if not value:
+            raise ConfigError(f"{where}_env: environment variable {env} is not set")
+        return value
+    if credential:
+        folder = os.environ.get("CREDENTIALS_DIRECTORY")
+        if not folder:
+            raise ConfigError(f"{where}_credential: $CREDENTIALS_DIRECTORY is not set "
+                              f"(add LoadCredential={credential}:/etc/edge/{credential} to the unit)")
+        try:
+            with open(os.path.join(folder, credential), encoding="utf-8") as f:
+                return f.read().rstrip("\r\n")
+        except OSError as e:
+            raise ConfigError(f"{where}_credential: cannot read credential {credential}: {e.strerror or e}") from None
+    return None
