@@ -33,10 +33,18 @@ SOURCES: list = []
 OPTIONS = ("width", "height", "fps", "fourcc", "realtime", "model_size")  # what open_source passes on
 
 
-def register(name: str, match: Callable[[str], Optional[dict]], module: str, cls: str, first: bool = False) -> None:
-    """Add a kind of source, tried in order (first=True: before the built-in ones); its module is imported on use."""
-    kind = SourceKind(name, match, lambda: getattr(importlib.import_module(f"{__name__}.{module}"), cls))
-    SOURCES.insert(0, kind) if first else SOURCES.append(kind)
+def register(name: str, match: Callable[[str], Optional[dict]], load: Callable[[], type], first: bool = False) -> None:
+    """Add a kind of source, tried in order (first=True: before the built-in ones); load() returns its class."""
+    kind = SourceKind(name, match, load)
+    if first:
+        SOURCES.insert(0, kind)
+    else:
+        SOURCES.append(kind)
+
+
+def _lazy(module: str, cls: str) -> Callable[[], type]:
+    """Import edge.stream.sources.<module>.<cls> only when such a source is opened."""
+    return lambda: getattr(importlib.import_module(f"{__name__}.{module}"), cls)
 
 
 def open_source(uri: str, source_id: Optional[str] = None, **options) -> Source:
@@ -94,13 +102,13 @@ def _synthetic(uri: str) -> Optional[dict]:
     return _synthetic_args(uri) if lowered == "synthetic" or lowered.startswith("synthetic:") else None
 
 
-register("synthetic", _synthetic, "synthetic", "SyntheticSource")
-register("network", _prefix("rtsp://", "rtsps://", "http://", "https://", "rtmp://"), "network", "NetworkSource")
-register("gstreamer", _prefix("gst:"), "gstreamer", "GStreamerSource")
-register("picamera2", _picamera2, "picamera2", "Picamera2Source")
-register("v4l2", _v4l2, "v4l2", "V4L2Source")
-register("images", _images, "folder", "FolderSource")
-register("video", lambda uri: {} if os.path.isfile(uri) else None, "video", "VideoFileSource")
+register("synthetic", _synthetic, _lazy("synthetic", "SyntheticSource"))
+register("network", _prefix("rtsp://", "rtsps://", "http://", "https://", "rtmp://"), _lazy("network", "NetworkSource"))
+register("gstreamer", _prefix("gst:"), _lazy("gstreamer", "GStreamerSource"))
+register("picamera2", _picamera2, _lazy("picamera2", "Picamera2Source"))
+register("v4l2", _v4l2, _lazy("v4l2", "V4L2Source"))
+register("images", _images, _lazy("folder", "FolderSource"))
+register("video", lambda uri: {} if os.path.isfile(uri) else None, _lazy("video", "VideoFileSource"))
 
 
 def _synthetic_args(uri: str) -> dict:
