@@ -1,8 +1,11 @@
 """TFLite backend: ai-edge-litert (preferred) or tflite-runtime, XNNPACK on CPU."""
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
-from typing import Optional
+import sys
+from typing import Iterator, Optional
 
 import numpy as np
 
@@ -24,6 +27,23 @@ def _interpreter_class():
         raise BackendUnavailable("no TFLite runtime is installed: pip install 'edge[tflite]'") from e
 
 
+@contextlib.contextmanager
+def _native_stderr_quiet() -> Iterator[None]:
+    """Send what native code writes to fd 2 to /dev/null meanwhile (LiteRT logs with printf, not Python logging)."""
+    if logging.getLogger("edge").isEnabledFor(logging.DEBUG):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class TFLiteBackend(Backend):
     """Runs a .tflite flatbuffer with the TFLite interpreter."""
 
@@ -40,8 +60,9 @@ class TFLiteBackend(Backend):
         interpreter_class, self.runtime = _interpreter_class()
         try:
             # The interpreter defaults to one thread; a device dedicated to detection wants every core.
-            self._interpreter = interpreter_class(model_path=str(path), num_threads=threads or os.cpu_count())
-            self._interpreter.allocate_tensors()
+            with _native_stderr_quiet():  # "INFO: Created TensorFlow Lite XNNPACK delegate" unless --debug
+                self._interpreter = interpreter_class(model_path=str(path), num_threads=threads or os.cpu_count())
+                self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise ModelError(f"{path}: the TFLite interpreter cannot load it ({str(e).strip().splitlines()[0][:300]})") from None
         self.inputs = [_info(d) for d in self._interpreter.get_input_details()]

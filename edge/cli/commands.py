@@ -164,7 +164,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_parser(sub)
     add_ops_parsers(sub)
     add_models_parser(sub)
+    _debug_everywhere(sub)
     return parser
+
+
+def _debug_everywhere(sub: argparse._SubParsersAction) -> None:
+    """Accept --debug after the subcommand too (`edge run ... --debug`), at every level."""
+    for command in set(sub.choices.values()):
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _debug_everywhere(action)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -119,3 +119,15 @@ def setup_logging(level: int) -> None:
     fmt = "edge: %(message)s"
     handler.setFormatter(JournalFormatter(fmt) if journal_stderr() else logging.Formatter(fmt))
     logging.basicConfig(level=level, handlers=[handler])
+    if level > logging.DEBUG:
+        quiet_native_logs()
+
+
+def quiet_native_logs() -> None:
+    """Silence OpenCV's and FFmpeg's own stderr lines (`[ WARN:0@0.2] global loadsave.cpp`, `[tcp @ 0x..]`);
+    our messages already say what failed. --debug keeps them. An explicit environment setting wins."""
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET, read when FFmpeg is first used
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None and os.environ["OPENCV_LOG_LEVEL"] == "ERROR":
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
