@@ -44,7 +44,7 @@ class Tracker:
         high_thresh: float = 0.5,
         low_thresh: float = 0.1,
         new_track_thresh: float = 0.6,
-        match_thresh: float = 0.8,
+        match_thresh: float = 0.9,
         low_match_thresh: float = 0.5,
         tentative_match_thresh: float = 0.7,
         track_buffer: int = 30,
@@ -52,7 +52,9 @@ class Tracker:
         class_agnostic: bool = True,
         fuse_score: bool = True,
     ) -> None:
-        """Defaults are ByteTrack's (MOT17). Thresholds on scores; match thresholds are max 1 - IoU costs.
+        """Defaults are ByteTrack's (MOT17) except match_thresh 0.9 (0.8 there): small or fast boxes at low fps.
+
+        Score thresholds apply to detection scores; match thresholds are the largest 1 - IoU (x score) cost kept.
 
         frame_rate: the source's fps; with track_buffer (frames at 30 fps) it sets how long a lost track may return.
         high_thresh / low_thresh: first-stage scores and the floor of the second, low-score stage (run the
