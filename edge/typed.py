@@ -1,7 +1,8 @@
 """Plain-data -> dataclass validation with key-path errors, and the JSON Schema of the same dataclasses.
 
 A field's constraints live in its metadata (see `spec`): description, choices, minimum, exclusive_minimum,
-maximum, pattern. Supported annotations: str, int, float, bool, a dataclass, Optional[T] and List[T].
+maximum, pattern (+ pattern_hint, the pattern in words for the error). Supported annotations: str, int, float,
+bool, dict (any JSON object), a dataclass, Optional[T], List[T] and Tuple[T, ...] (built as a tuple).
 """
 from __future__ import annotations
 
@@ -25,10 +26,14 @@ class ValidationError(ValueError):
 
 def spec(description: str, default: Any = MISSING, *, default_factory: Any = MISSING, choices: Sequence = (),
          minimum: Optional[float] = None, exclusive_minimum: Optional[float] = None,
-         maximum: Optional[float] = None, pattern: Optional[str] = None) -> Any:
-    """A dataclass field with a description and constraints for both validation and the schema."""
-    meta = {"description": description, "choices": tuple(choices), "minimum": minimum,
-            "exclusive_minimum": exclusive_minimum, "maximum": maximum, "pattern": pattern}
+         maximum: Optional[float] = None, pattern: Optional[str] = None, pattern_hint: str = "") -> Any:
+    """A dataclass field with a description and constraints for both validation and the schema.
+
+    A dict passed as `choices` stays live (a registry: its keys are the choices when a value is checked).
+    """
+    meta = {"description": description, "choices": choices if isinstance(choices, dict) else tuple(choices),
+            "minimum": minimum, "exclusive_minimum": exclusive_minimum, "maximum": maximum, "pattern": pattern,
+            "pattern_hint": pattern_hint}
     return dataclasses.field(default=default, default_factory=default_factory, metadata=meta)
 
 
@@ -79,12 +84,17 @@ def _value(hint: Any, value: Any, path: str, meta: dict) -> Any:
         if value is None:
             return None
         return _value(next(a for a in args if a is not type(None)), value, path, meta)
-    if origin in (list, typing.List):
+    if origin in (list, tuple):
         if not isinstance(value, list):
             raise ValidationError(path, f"must be a list, got {_show(value)}")
-        return [_value(args[0], item, f"{path}[{i}]", meta) for i, item in enumerate(value)]
+        items = [_value(args[0], item, f"{path}[{i}]", meta) for i, item in enumerate(value)]
+        return items if origin is list else tuple(items)
     if dataclasses.is_dataclass(hint):
         return build(hint, value, path)
+    if hint is dict:
+        if not isinstance(value, dict):
+            raise ValidationError(path, f"must be a mapping, got {_show(value)}")
+        return value
     value = _scalar(hint, value, path)
     _check(value, path, meta)
     return value
@@ -99,6 +109,8 @@ def _scalar(hint: type, value: Any, path: str) -> Any:
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
         names = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
         raise ValidationError(path, f"must be {names[hint]}, got {_show(value)}")
+    if hint is float and not math.isfinite(value):  # JSON parsers accept NaN and Infinity; no bound rejects NaN
+        raise ValidationError(path, f"must be a finite number, got {_show(value)}")
     return value
 
 
@@ -114,7 +126,8 @@ def _check(value: Any, path: str, meta: dict) -> None:
     if meta.get("maximum") is not None and value > meta["maximum"]:
         raise ValidationError(path, f"must be at most {meta['maximum']}, got {_show(value)}")
     if meta.get("pattern") and not re.fullmatch(meta["pattern"], value):
-        raise ValidationError(path, f"must match {meta['pattern']}, got {_show(value)}")
+        wanted = meta.get("pattern_hint") or f"match {meta['pattern']}"
+        raise ValidationError(path, f"must {wanted}, got {_show(value)}")
 
 
 def schema(cls: type) -> dict:
@@ -152,11 +165,11 @@ def _type_schema(hint: Any) -> dict:
         if "type" in inner and isinstance(inner["type"], str):
             return {**inner, "type": [inner["type"], "null"]}
         return {"anyOf": [inner, {"type": "null"}]}
-    if origin in (list, typing.List):
+    if origin in (list, tuple):
         return {"type": "array", "items": _type_schema(args[0])}
     if dataclasses.is_dataclass(hint):
         return schema(hint)
-    return {"type": {str: "string", int: "integer", float: "number", bool: "boolean"}[hint]}
+    return {"type": {str: "string", int: "integer", float: "number", bool: "boolean", dict: "object"}[hint]}
 
 
 def _types(prop: dict) -> list:
