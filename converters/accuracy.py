@@ -31,7 +31,7 @@ def measure(model: str, contract: Contract, images: str, annotations: str) -> di
         timing = bench(model, runs=BENCH_RUNS, warmup=3, **known)
     except EdgeError as e:
         raise ConvertError(f"--val: cannot evaluate {model}: {e}") from None
-    path = read_bundle(model)[0] if os.path.isdir(model) else model
+    path = read_bundle(model).model_path if os.path.isdir(model) else model
     return {"map50_95": result["map50_95"], "map50": result["map50"], "per_class": result["per_class"],
             "images": result["images"], "latency_ms": timing["latency_ms"]["inference"]["p50"],
             "size_mb": round(os.path.getsize(path) / 1e6, 2)}

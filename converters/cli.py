@@ -8,6 +8,7 @@ import sys
 from typing import Optional, Sequence
 
 from edge.bundle import is_bundle, read_bundle
+from edge.contract import FAMILIES
 from edge.errors import EdgeError
 from edge.names import load_names
 from models.registry import REGISTRY, damo_entry, lookup
@@ -18,7 +19,6 @@ from .calibration import DEFAULT_COUNT
 from .onnx_int8 import DEFAULT_METHOD, METHODS
 from .targets import TARGETS, Source, build
 
-FAMILIES = ("yolo11", "damo-yolo")
 CONFIGS = tuple(dict.fromkeys(e.config for e in REGISTRY.values() if e.config))  # unique, registry order
 EXIT_MAX_DROP = 2  # the bundle was written but loses more accuracy than --max-drop allows
 
@@ -86,12 +86,14 @@ def resolve_source(args: argparse.Namespace) -> Source:
     if is_bundle(path):
         if args.imgsz:
             raise ConvertError(f"{path}: --imgsz cannot resize an existing bundle; convert the checkpoint")
-        model_path, contract, manifest = read_bundle(path)
-        if manifest["model"].get("format") != "onnx":
-            raise ConvertError(f"{path}: a {manifest['model'].get('format')} bundle; convert from an ONNX bundle or the checkpoint")
+        bundle = read_bundle(path)
+        if bundle.manifest.model.format != "onnx":
+            raise ConvertError(f"{path}: a {bundle.manifest.model.format} bundle; convert from an ONNX bundle or the "
+                               "checkpoint")
+        contract = bundle.contract
         names = load_names(args.names) if args.names else None
-        return Source(model_path, contract.family, names or contract.names, dict(contract.source),
-                      bundle=path, precision=contract.precision)
+        return Source(bundle.model_path, contract.family, names or contract.names, dict(contract.source),
+                      bundle=path, precision=bundle.precision)
     if os.path.isdir(path):
         raise ConvertError(f"{path}: a directory but not a bundle (no manifest.json)")
     if not os.path.isfile(path):

@@ -35,12 +35,13 @@ def build_tensorrt_bundle(source_bundle: str, precision: str, out_dir: str, cali
     if precision not in PRECISIONS:
         raise ConvertError(f"TensorRT precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
     try:
-        model_path, contract, manifest = read_bundle(source_bundle)
+        source = read_bundle(source_bundle)
     except EdgeError as e:
         raise ConvertError(str(e)) from None
-    if manifest["model"].get("format") != "onnx":
+    model_path, contract = source.model_path, source.contract
+    if source.manifest.model.format != "onnx":
         raise ConvertError(f"{source_bundle}: TensorRT bundles are built from an ONNX bundle, this one holds "
-                           f"{manifest['model'].get('format')!r}")
+                           f"{source.manifest.model.format!r}")
     calibrate = precision == "int8" and not is_quantized(model_path)
     if calibrate and calibration is None:
         raise ConvertError(f"{model_path}: an fp32 ONNX needs calibration images for int8: pass --calib "
@@ -75,9 +76,9 @@ def tensorrt_here() -> bool:
 
 def _build_here(work: str, contract, calibration: Optional[np.ndarray], workspace_gb: float) -> None:
     """Build this machine's engine into the bundle (and record a new calibration cache), then run the bundle."""
-    _, _, manifest = read_bundle(work)
+    bundle = read_bundle(work)
     try:
-        engine = build_engine(work, manifest, calibration=calibration, workspace_gb=workspace_gb)
+        engine = build_engine(work, bundle.manifest.to_json(), calibration=calibration, workspace_gb=workspace_gb)
     except EdgeError as e:
         raise ConvertError(str(e)) from None
     if calibration is not None:
@@ -85,7 +86,7 @@ def _build_here(work: str, contract, calibration: Optional[np.ndarray], workspac
         if not os.path.isfile(cache):
             raise ConvertError(f"{work}: TensorRT calibrated but wrote no calibration cache")
         entry = {"calibration_cache": {"file": CALIBRATION_CACHE, "sha256": sha256_file(cache)}}
-        write_bundle(work, os.path.join(work, manifest["model"]["file"]), contract, extra={"tensorrt": entry})
+        write_bundle(work, bundle.model_path, contract, extra={"tensorrt": entry})
     verify_bundle(work)
     log.info("engine %s", engine)
 

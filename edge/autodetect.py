@@ -9,6 +9,7 @@ from typing import Optional
 
 from .backends.base import Backend
 from .contract import FAMILIES, Contract, DecodeSpec, OutputSpec, family_defaults, family_input
+from .decode.registry import decode_format
 from .errors import ContractError
 from .names import COCO80, names_from_mapping
 
@@ -55,7 +56,8 @@ def _tflite_appended_metadata(path: str) -> dict:
     return {}
 
 
-def infer_contract(path: str, backend: Backend, family: Optional[str] = None, names: Optional[tuple] = None) -> Contract:
+def infer_contract(path: str, backend: Backend, family: Optional[str] = None,
+                   names: Optional[tuple] = None) -> Contract:
     """Work out family, pixel convention, decoder and class names from the file and its tensors."""
     if len(backend.inputs) != 1:
         raise ContractError(f"{path}: expected one input tensor, the model has {len(backend.inputs)}")
@@ -98,11 +100,13 @@ def _guess_family(path: str, meta: dict, outputs: tuple) -> str:
     if "names" in meta and ("Ultralytics" in str(meta.get("author", "")) or "stride" in meta):
         return "yolo11"
     shapes = [o.shape for o in outputs]
-    if len(shapes) == 2 and len(shapes[0]) == 3 and len(shapes[1]) == 3 and shapes[1][-1] == 4 and shapes[0][1] == shapes[1][1]:
+    if (len(shapes) == 2 and len(shapes[0]) == 3 and len(shapes[1]) == 3 and shapes[1][-1] == 4
+            and shapes[0][1] == shapes[1][1]):
         return "damo-yolo"  # SPEC §4.2: scores [1,N,C] then xyxy boxes [1,N,4]
     if len(shapes) == 6 and all(len(s) == 4 for s in shapes):
         return "damo-yolo"  # SPEC §4.3: three class maps then three regression maps
-    raise ContractError(f"{path}: no Ultralytics metadata and not the DAMO-YOLO output contract; pass --family yolo11|damo-yolo")
+    raise ContractError(f"{path}: no Ultralytics metadata and not the DAMO-YOLO output contract; "
+                        f"pass --family {'|'.join(FAMILIES)}")
 
 
 def _input_geometry(path: str, shape: tuple, meta: dict) -> tuple:
@@ -118,7 +122,8 @@ def _input_geometry(path: str, shape: tuple, meta: dict) -> tuple:
         imgsz = meta.get("imgsz")
         if not (isinstance(imgsz, (list, tuple)) and len(imgsz) == 2
                 and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 8192 for v in imgsz)):
-            raise ContractError(f"{path}: input size is dynamic and the file records no valid imgsz; re-export with a fixed size")
+            raise ContractError(f"{path}: input size is dynamic and the file records no valid imgsz; "
+                                "re-export with a fixed size")
         height, width = int(imgsz[0]), int(imgsz[1])
     return height, width, layout
 
@@ -144,10 +149,12 @@ def _decode_spec(path: str, family: str, meta: dict, outputs: tuple) -> tuple:
     if len(outputs) == 2:
         scores, boxes = outputs[0].shape, outputs[1].shape
         if len(scores) != 3 or len(boxes) != 3 or boxes[-1] != 4 or scores[1] != boxes[1]:
-            raise ContractError(f"{path}: DAMO-YOLO outputs must be scores [1,N,C] and boxes [1,N,4], got {scores} and {boxes}")
+            raise ContractError(f"{path}: DAMO-YOLO outputs must be scores [1,N,C] and boxes [1,N,4], "
+                                f"got {scores} and {boxes}")
         return DecodeSpec("damo-yolo"), scores[2]
     if len(outputs) == 6:
         nc = outputs[0].shape[1]
-        reg_max = outputs[3].shape[1] // 4 - 1
-        return DecodeSpec("damo-yolo-head", reg_max=reg_max), nc
-    raise ContractError(f"{path}: DAMO-YOLO models have 2 outputs (scores, boxes) or 6 (raw head), this one has {len(outputs)}")
+        bins = outputs[3].shape[1] // 4  # a regression map holds 4 sides x bins channels
+        return DecodeSpec("damo-yolo-head", reg_max=decode_format("damo-yolo-head").reg_max_for(bins)), nc
+    raise ContractError(f"{path}: DAMO-YOLO models have 2 outputs (scores, boxes) or 6 (raw head), "
+                        f"this one has {len(outputs)}")

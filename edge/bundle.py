@@ -1,19 +1,39 @@
-"""Model bundles: a directory with manifest.json (schema edge/schema/manifest.schema.json) and the model file."""
+"""Model bundles: a directory with manifest.json and the model file, read into one typed `Bundle`.
+
+The manifest is declared once, as the dataclasses below (edge/typed.py validates them and generates the schema).
+Regenerate the committed schema: `python -m edge.schema manifest > edge/schema/manifest.schema.json`.
+"""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import shutil
-from dataclasses import asdict
-from typing import Optional
+from dataclasses import dataclass
+from typing import List, Optional
 
-from .contract import (DECODERS, DFL_FORMATS, DTYPES, FAMILIES, LAYOUTS, RESIZES, Contract, DecodeSpec,
-                       InputSpec, OutputSpec, PostprocessDefaults)
+from .contract import (
+    DTYPES,
+    FAMILIES,
+    LAYOUTS,
+    RESIZES,
+    Contract,
+    DecodeSpec,
+    InputSpec,
+    OutputSpec,
+    PostprocessDefaults,
+)
+from .decode.registry import decode_format
 from .errors import ContractError, ModelError
+from .schema import schema_path
+from .typed import ValidationError, build, schema, spec
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
+SCHEMA_PATH = schema_path("manifest")
+FILE_NAME = r"(?!\.\.?$)[^/\\]+"  # one path component, not . or ..
+SHA256 = r"[0-9a-f]{64}"
 
 
 def sha256_file(path: str) -> str:
@@ -30,172 +50,250 @@ def is_bundle(path: str) -> bool:
     return (os.path.isdir(path) and os.path.isfile(os.path.join(path, MANIFEST))) or os.path.basename(path) == MANIFEST
 
 
-def read_bundle(path: str, verify: bool = True) -> tuple:
-    """(model_path, Contract, manifest dict) of a bundle; the model's sha256 is checked when verify is set."""
+@dataclass(frozen=True)
+class Quantization:
+    """Integer tensor quantization: real = (q - zero_point) * scale."""
+
+    scale: float = spec("real value of one integer step", exclusive_minimum=0.0)
+    zero_point: int = spec("the integer that stands for 0.0")
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """The model file of the bundle."""
+
+    file: str = spec("file name inside the bundle directory", pattern=FILE_NAME,
+                     pattern_hint="be a file name inside the bundle directory")
+    format: str = spec("the file's extension (onnx, tflite, engine): the backend that runs it", "")
+    sha256: Optional[str] = spec("sha256 of the model file, checked when the bundle is read", None, pattern=SHA256,
+                                 pattern_hint="be 64 lowercase hex digits")
+
+
+@dataclass(frozen=True)
+class InputSection:
+    """The input tensor and the pixel convention the model was trained with."""
+
+    name: str = spec("input tensor name")
+    height: int = spec("input height in pixels", minimum=1, maximum=8192)
+    width: int = spec("input width in pixels", minimum=1, maximum=8192)
+    layout: str = spec("tensor layout", choices=LAYOUTS)
+    dtype: str = spec("tensor element type", choices=DTYPES)
+    color: str = spec("channel order", choices=("RGB", "BGR"))
+    pixel_scale: float = spec("fed value = pixel (0..255) * pixel_scale, before quantization", exclusive_minimum=0.0)
+    resize: str = spec("letterbox: centred, aspect kept (Ultralytics); stretch: to exactly height x width (DAMO-YOLO)",
+                       choices=RESIZES)
+    pad_value: int = spec("letterbox border value", minimum=0, maximum=255)
+    quantization: Optional[Quantization] = spec("integer inputs: how the fed values are quantized", None)
+
+    def to_spec(self) -> InputSpec:
+        """The runtime InputSpec."""
+        q = self.quantization
+        return InputSpec(self.name, self.height, self.width, self.layout, self.dtype, q.scale if q else None,
+                         q.zero_point if q else 0, self.color, self.pixel_scale, self.resize, self.pad_value)
+
+    @classmethod
+    def of(cls, i: InputSpec) -> "InputSection":
+        """The manifest section of an InputSpec."""
+        return cls(i.name, i.height, i.width, i.layout, i.dtype, i.color, i.pixel_scale, i.resize, i.pad_value,
+                   _quantization(i.quant_scale, i.quant_zero_point))
+
+
+@dataclass(frozen=True)
+class OutputSection:
+    """One output tensor."""
+
+    name: str = spec("output tensor name")
+    shape: List[int] = spec("shape as the model reports it (-1 or 0: dynamic)")
+    dtype: str = spec("tensor element type")
+    quantization: Optional[Quantization] = spec("integer outputs: how to dequantize them", None)
+
+    def to_spec(self) -> OutputSpec:
+        """The runtime OutputSpec."""
+        q = self.quantization
+        return OutputSpec(self.name, tuple(self.shape), self.dtype, q.scale if q else None, q.zero_point if q else 0)
+
+    @classmethod
+    def of(cls, o: OutputSpec) -> "OutputSection":
+        """The manifest section of an OutputSpec."""
+        return cls(o.name, list(o.shape), o.dtype, _quantization(o.quant_scale, o.quant_zero_point))
+
+
+@dataclass(frozen=True)
+class BundleFile:
+    """Another file inside the bundle, pinned by its sha256."""
+
+    file: str = spec("file name inside the bundle directory", pattern=FILE_NAME,
+                     pattern_hint="be a file name inside the bundle directory")
+    sha256: str = spec("its sha256", pattern=SHA256, pattern_hint="be 64 lowercase hex digits")
+
+
+@dataclass(frozen=True)
+class TensorRTSection:
+    """What a TensorRT bundle ships for the engine build on the device (edge/backends/tensorrt/engines.py)."""
+
+    calibration_cache: Optional[BundleFile] = spec("the int8 calibration cache TensorRT wrote when it calibrated",
+                                                   None)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """manifest.json of a model bundle: one model file and everything needed to run it."""
+
+    schema_version: int = spec("manifest format version", choices=(SCHEMA_VERSION,))
+    family: str = spec("model family: its pixel convention and reference thresholds", choices=FAMILIES)
+    model: ModelFile = spec("the model file")
+    input: InputSection = spec("the input tensor")
+    outputs: List[OutputSection] = spec("output tensors in the order the model returns them")
+    decode: DecodeSpec = spec("how the outputs become boxes")
+    names: List[str] = spec("class names by class id")
+    task: str = spec("what the model does", "detect", choices=("detect",))
+    target: str = spec("what the bundle was built for, e.g. onnx, onnx-int8, tflite-int8, tensorrt-fp16", "")
+    precision: str = spec("fp32, fp16, int8, or the input dtype", "")
+    postprocess: PostprocessDefaults = spec("default thresholds", default_factory=PostprocessDefaults)
+    source: Optional[dict] = spec("what the model was converted from: file, sha256, tool versions", None)
+    tensorrt: Optional[TensorRTSection] = spec("TensorRT bundles: inputs of the engine build", None)
+
+    def to_contract(self) -> Contract:
+        """The runtime Contract this manifest describes."""
+        return Contract(family=self.family, input=self.input.to_spec(),
+                        outputs=tuple(o.to_spec() for o in self.outputs), decode=self.decode, names=tuple(self.names),
+                        postprocess=self.postprocess, task=self.task, target=self.target, precision=self.precision,
+                        source=dict(self.source or {}))
+
+    @classmethod
+    def of(cls, contract: Contract, model_file: str, sha256: str) -> "Manifest":
+        """The manifest of a contract and its model file."""
+        fmt = os.path.splitext(model_file)[1].lstrip(".").lower()
+        return cls(SCHEMA_VERSION, contract.family, ModelFile(model_file, fmt, sha256), InputSection.of(contract.input),
+                   [OutputSection.of(o) for o in contract.outputs], contract.decode, list(contract.names),
+                   contract.task, contract.target or fmt, contract.precision or contract.input.dtype,
+                   contract.postprocess, dict(contract.source))
+
+    def to_json(self) -> dict:
+        """The manifest as JSON data (absent optional sections left out)."""
+        data = json.loads(json.dumps(dataclasses.asdict(self)))  # tuples -> lists
+        return {k: v for k, v in data.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A bundle that was read and checked: its directory, typed manifest and the Contract it describes."""
+
+    path: str  # the bundle directory
+    manifest: Manifest
+    contract: Contract
+
+    @property
+    def model_path(self) -> str:
+        """The model file."""
+        return os.path.join(self.path, self.manifest.model.file)
+
+    @property
+    def precision(self) -> str:
+        """fp32, fp16, int8, or the input dtype."""
+        return self.manifest.precision
+
+    @property
+    def target(self) -> str:
+        """What the bundle was built for (onnx, tflite-int8, tensorrt-fp16, ...)."""
+        return self.manifest.target
+
+    def __iter__(self):
+        """Transitional, until edge/cli/models.py reads the Bundle: the old (model path, contract, manifest) tuple."""
+        return iter((self.model_path, self.contract, self.manifest.to_json()))
+
+
+def read_bundle(path: str, verify: bool = True) -> Bundle:
+    """The Bundle at a directory or manifest.json path; the model's sha256 is checked when verify is set."""
     manifest_path = path if os.path.basename(path) == MANIFEST else os.path.join(path, MANIFEST)
     root = os.path.dirname(os.path.abspath(manifest_path))
     try:
         with open(manifest_path, encoding="utf-8") as f:
-            manifest = json.load(f)
+            data = json.load(f)
     except FileNotFoundError:
         raise ModelError(f"{path}: no {MANIFEST} in this directory") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ModelError(f"{manifest_path}: not valid JSON ({e})") from None
-    contract = contract_from_manifest(manifest, where=manifest_path)
-    model_file = manifest["model"]["file"]
-    if model_file in ("", ".", "..") or "/" in model_file or "\\" in model_file:
-        raise ModelError(f"{manifest_path}: model.file must be a file name inside the bundle, got {model_file!r}")
-    model_path = os.path.join(root, model_file)
-    if not os.path.isfile(model_path):
-        raise ModelError(f"{manifest_path}: model file {model_file!r} is missing from the bundle")
-    expected = manifest["model"].get("sha256")
-    if verify and expected and sha256_file(model_path) != expected:
-        raise ModelError(f"{model_path}: sha256 does not match the manifest (corrupt or replaced model file)")
-    return model_path, contract, manifest
+    manifest = parse_manifest(data, where=manifest_path)
+    bundle = Bundle(root, manifest, manifest.to_contract())
+    if not os.path.isfile(bundle.model_path):
+        raise ModelError(f"{manifest_path}: model file {manifest.model.file!r} is missing from the bundle")
+    expected = manifest.model.sha256
+    if verify and expected and sha256_file(bundle.model_path) != expected:
+        raise ModelError(f"{bundle.model_path}: sha256 does not match the manifest (corrupt or replaced model file)")
+    return bundle
+
+
+def parse_manifest(data, where: str = MANIFEST) -> Manifest:
+    """Validate manifest JSON data into a Manifest; errors name the key path and the problem."""
+    if not isinstance(data, dict):
+        raise ContractError(f"{where}: the manifest must be a JSON object")
+    version = data.get("schema_version")
+    if isinstance(version, int) and not isinstance(version, bool) and version != SCHEMA_VERSION:  # before its keys
+        raise ContractError(f"{where}: schema_version {version} is not supported by this runtime (it reads "
+                            f"{SCHEMA_VERSION}); upgrade edge")
+    try:
+        manifest = build(Manifest, data)
+    except ValidationError as e:
+        raise ContractError(f"{where}: {e}") from None
+    _check(manifest, where)
+    return manifest
+
+
+def _check(m: Manifest, where: str) -> None:
+    """What one field's declaration cannot say: rules across fields and the decode format's own needs."""
+    if m.input.dtype in ("uint8", "int8") and m.input.quantization is None:
+        raise ContractError(f"{where}: input.quantization is required for {m.input.dtype} inputs")
+    if not m.names:
+        raise ContractError(f"{where}: names must be a non-empty list of strings")
+    fmt, strides = decode_format(m.decode.format), list(m.decode.strides)
+    if not strides or (fmt.strides and len(strides) != fmt.strides):
+        need = f"{fmt.strides} levels for {fmt.name}" if fmt.strides else "at least one level"
+        raise ContractError(f"{where}: decode.strides must list {need}, got {strides}")
+    if fmt.anchors is not None and any(m.input.height % s or m.input.width % s for s in strides):
+        raise ContractError(f"{where}: decode.strides {strides} must divide the input size "
+                            f"{m.input.height}x{m.input.width}")
+
+
+def contract_from_manifest(data: dict, where: str = MANIFEST) -> Contract:
+    """Validate manifest JSON data and build its Contract."""
+    return parse_manifest(data, where).to_contract()
+
+
+def manifest_from_contract(contract: Contract, model_file: str, sha256: str) -> dict:
+    """The manifest JSON data for a contract (schema_version 1)."""
+    return Manifest.of(contract, model_file, sha256).to_json()
 
 
 def write_bundle(out_dir: str, model_path: str, contract: Contract, extra: Optional[dict] = None) -> str:
-    """Copy the model into `out_dir` and write its manifest; returns the bundle directory."""
+    """Copy the model into `out_dir` and write its manifest (checked as read_bundle will); returns the directory."""
     os.makedirs(out_dir, exist_ok=True)
     name = os.path.basename(model_path)
     target = os.path.join(out_dir, name)
     if os.path.abspath(target) != os.path.abspath(model_path):
         shutil.copyfile(model_path, target)
-    manifest = manifest_from_contract(contract, name, sha256_file(target))
-    manifest.update(extra or {})
+    data = {**manifest_from_contract(contract, name, sha256_file(target)), **(extra or {})}
+    manifest = parse_manifest(data, where=os.path.join(out_dir, MANIFEST))
     tmp = os.path.join(out_dir, MANIFEST + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(manifest, f, indent=1)
+        json.dump(manifest.to_json(), f, indent=1)
         f.write("\n")
     os.replace(tmp, os.path.join(out_dir, MANIFEST))
     return out_dir
 
 
-def manifest_from_contract(contract: Contract, model_file: str, sha256: str) -> dict:
-    """The manifest dict for a contract (schema_version 1)."""
-    fmt = os.path.splitext(model_file)[1].lstrip(".").lower()
-    inp = contract.input
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "family": contract.family,
-        "task": contract.task,
-        "model": {"file": model_file, "format": fmt, "sha256": sha256},
-        "target": contract.target or fmt,
-        "precision": contract.precision or inp.dtype,
-        "input": {
-            "name": inp.name, "height": inp.height, "width": inp.width, "layout": inp.layout, "dtype": inp.dtype,
-            "quantization": _quant(inp.quant_scale, inp.quant_zero_point), "color": inp.color,
-            "pixel_scale": inp.pixel_scale, "resize": inp.resize, "pad_value": inp.pad_value,
-        },
-        "outputs": [
-            {"name": o.name, "shape": list(o.shape), "dtype": o.dtype, "quantization": _quant(o.quant_scale, o.quant_zero_point)}
-            for o in contract.outputs
-        ],
-        "decode": {"format": contract.decode.format, "normalized": contract.decode.normalized,
-                   "strides": list(contract.decode.strides), "reg_max": contract.decode.reg_max},
-        "postprocess": asdict(contract.postprocess),
-        "names": list(contract.names),
-        "source": dict(contract.source),
-    }
+def _quantization(scale: Optional[float], zero_point: int) -> Optional[Quantization]:
+    return Quantization(scale, zero_point) if scale else None
 
 
-def _quant(scale, zero_point) -> Optional[dict]:
-    return {"scale": scale, "zero_point": zero_point} if scale else None
+def json_schema() -> dict:
+    """The manifest's JSON Schema, generated from the dataclasses above."""
+    return {"$schema": "http://json-schema.org/draft-07/schema#",
+            "$id": "https://github.com/edge-runtime/edge/schema/manifest.schema.json",
+            "title": "edge model bundle manifest", **schema(Manifest)}
 
 
-def contract_from_manifest(m: dict, where: str = MANIFEST) -> Contract:
-    """Validate a manifest dict and build its Contract; errors name the key and the problem."""
-    def need(obj: dict, key: str, kind, path: str, choices=None):
-        if not isinstance(obj, dict) or key not in obj:
-            raise ContractError(f"{where}: missing key {path}{key}")
-        value = obj[key]
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise ContractError(f"{where}: {path}{key} must be {getattr(kind, '__name__', kind)}, got {value!r}")
-        if choices and value not in choices:
-            raise ContractError(f"{where}: {path}{key} is {value!r}; expected one of {', '.join(map(str, choices))}")
-        return value
+def schema_text() -> str:
+    """The schema exactly as committed at edge/schema/manifest.schema.json."""
+    return json.dumps(json_schema(), indent=2) + "\n"
 
-    def optional(obj: dict, key: str, kind, default, path: str):
-        return need(obj, key, kind, path) if key in obj else default
-
-    def positive(value: float, path: str) -> float:  # NaN fails the comparison too
-        if not 0 < value < float("inf"):
-            raise ContractError(f"{where}: {path} must be a positive finite number, got {value!r}")
-        return value
-
-    if not isinstance(m, dict):
-        raise ContractError(f"{where}: the manifest must be a JSON object")
-    version = need(m, "schema_version", int, "")
-    if version != SCHEMA_VERSION:
-        raise ContractError(f"{where}: schema_version {version} is not supported by this runtime (it reads {SCHEMA_VERSION}); upgrade edge")
-    family = need(m, "family", str, "", FAMILIES)
-    need(m, "model", dict, "")
-    need(m["model"], "file", str, "model.")
-    i = need(m, "input", dict, "")
-    quant = i.get("quantization")
-    if quant is not None and not isinstance(quant, dict):
-        raise ContractError(f"{where}: input.quantization must be an object or null")
-    inp = InputSpec(
-        name=need(i, "name", str, "input."), height=need(i, "height", int, "input."), width=need(i, "width", int, "input."),
-        layout=need(i, "layout", str, "input.", LAYOUTS), dtype=need(i, "dtype", str, "input.", DTYPES),
-        quant_scale=float(need(quant, "scale", float, "input.quantization.")) if quant else None,
-        quant_zero_point=int(need(quant, "zero_point", int, "input.quantization.")) if quant else 0,
-        color=need(i, "color", str, "input.", ("RGB", "BGR")), pixel_scale=need(i, "pixel_scale", float, "input."),
-        resize=need(i, "resize", str, "input.", RESIZES), pad_value=need(i, "pad_value", int, "input."),
-    )
-    if not (0 < inp.height <= 8192 and 0 < inp.width <= 8192):
-        raise ContractError(f"{where}: input size {inp.height}x{inp.width} is out of range")
-    if inp.dtype in ("uint8", "int8") and not inp.quant_scale:
-        raise ContractError(f"{where}: input.quantization is required for {inp.dtype} inputs")
-    if quant:
-        positive(inp.quant_scale, "input.quantization.scale")
-    positive(inp.pixel_scale, "input.pixel_scale")
-    if not 0 <= inp.pad_value <= 255:
-        raise ContractError(f"{where}: input.pad_value must be a pixel value 0..255, got {inp.pad_value}")
-    outputs = []
-    for k, o in enumerate(need(m, "outputs", list, "")):
-        at = f"outputs[{k}]."
-        oq = o.get("quantization") if isinstance(o, dict) else None
-        if oq is not None and not isinstance(oq, dict):
-            raise ContractError(f"{where}: {at}quantization must be an object or null")
-        shape = need(o, "shape", list, at)
-        if not all(isinstance(n, int) and not isinstance(n, bool) for n in shape):
-            raise ContractError(f"{where}: {at}shape must be a list of integers, got {shape!r}")
-        outputs.append(OutputSpec(need(o, "name", str, at), tuple(shape), need(o, "dtype", str, at),
-                                  positive(need(oq, "scale", float, at + "quantization."), at + "quantization.scale")
-                                  if oq else None,
-                                  need(oq, "zero_point", int, at + "quantization.") if oq else 0))
-    d = need(m, "decode", dict, "")
-    fmt = need(d, "format", str, "decode.", DECODERS)
-    strides = optional(d, "strides", list, [8, 16, 32], "decode.")
-    if not strides or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in strides) \
-            or (fmt == "damo-yolo-head" and len(strides) != 3):
-        raise ContractError(f"{where}: decode.strides must be positive integers (three for damo-yolo-head), got {strides!r}")
-    if fmt in DFL_FORMATS and any(inp.height % s or inp.width % s for s in strides):
-        raise ContractError(f"{where}: decode.strides {strides} must divide the input size {inp.height}x{inp.width}")
-    reg_max = optional(d, "reg_max", int, 16, "decode.")
-    if reg_max < 1:
-        raise ContractError(f"{where}: decode.reg_max must be a positive integer, got {reg_max}")
-    decode = DecodeSpec(format=fmt, normalized=optional(d, "normalized", bool, False, "decode."),
-                        strides=tuple(strides), reg_max=reg_max)
-    names = need(m, "names", list, "")
-    if not names or not all(isinstance(n, str) for n in names):
-        raise ContractError(f"{where}: names must be a non-empty list of strings")
-    p = optional(m, "postprocess", dict, {}, "")
-    post = PostprocessDefaults(conf=optional(p, "conf", float, 0.25, "postprocess."),
-                               iou=optional(p, "iou", float, 0.7, "postprocess."),
-                               max_det=optional(p, "max_det", int, 300, "postprocess."),
-                               multi_label=optional(p, "multi_label", bool, False, "postprocess."))
-    if not (0 <= post.conf <= 1 and 0 <= post.iou <= 1 and post.max_det > 0):
-        raise ContractError(f"{where}: postprocess needs conf and iou in 0..1 and max_det > 0, got {asdict(post)}")
-    task = optional(m, "task", str, "detect", "")
-    if task != "detect":
-        raise ContractError(f"{where}: task {task!r} is not supported; only detection models run here")
-    source = m.get("source") or {}
-    if not isinstance(source, dict):
-        raise ContractError(f"{where}: source must be an object or null")
-    return Contract(family=family, input=inp, outputs=tuple(outputs), decode=decode, names=tuple(names),
-                    postprocess=post, task=task, target=optional(m, "target", str, "", ""),
-                    precision=optional(m, "precision", str, "", ""), source=source)

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Optional
+from typing import Optional, Tuple
 
-FAMILIES = ("yolo11", "damo-yolo")
-DECODERS = ("yolo11", "yolo11-end2end", "yolo11-dfl", "damo-yolo", "damo-yolo-head", "damo-yolo-dfl")
-DFL_FORMATS = ("yolo11-dfl", "damo-yolo-dfl")  # split heads: box bin logits + scores, DFL in numpy
-DECODER_OUTPUTS = {"yolo11": 1, "yolo11-end2end": 1, "yolo11-dfl": 2, "damo-yolo": 2, "damo-yolo-head": 6, "damo-yolo-dfl": 2}
+from .decode.registry import FORMATS, decode_format
+from .typed import spec
+
+FAMILIES = tuple(dict.fromkeys(f.family for f in FORMATS.values()))  # the built-in formats' families
 LAYOUTS = ("NCHW", "NHWC")
 DTYPES = ("float32", "float16", "uint8", "int8")
 RESIZES = ("letterbox", "stretch")
@@ -41,34 +41,39 @@ class OutputSpec:
     quant_zero_point: int = 0
 
 
+def _reg_max_help() -> str:
+    """How each DFL format counts decode.reg_max, for the manifest schema."""
+    counts = {}
+    for f in FORMATS.values():
+        if f.reg_max:
+            counts.setdefault(f.reg_max, []).append(f.name)
+    return "; ".join(f"{', '.join(names)}: {what}" for what, names in counts.items())
+
+
 @dataclass(frozen=True)
 class DecodeSpec:
-    """How raw outputs become boxes: the decoder and the box convention."""
+    """How raw outputs become boxes: the decoder and the box convention (the manifest's `decode`)."""
 
-    format: str
-    normalized: bool = False  # boxes in [0, 1] of the input size (onnx2tf TFLite)
-    strides: tuple = (8, 16, 32)  # damo-yolo-head and the *-dfl formats
-    reg_max: int = 16  # damo-yolo-head/-dfl: bins - 1 (official convention); yolo11-dfl: bins (Ultralytics)
+    format: str = spec("the output layout (edge/decode/registry.py): "
+                       + "; ".join(f"{f.name}: {f.layout}" for f in FORMATS.values()), choices=FORMATS)
+    normalized: bool = spec("boxes are fractions of the input size (onnx2tf TFLite)", False)
+    strides: Tuple[int, ...] = spec("grid levels of the formats with anchors or head maps", (8, 16, 32), minimum=1)
+    reg_max: int = spec("DFL bins per box side as the format's origin counts them: " + _reg_max_help(), 16, minimum=1)
 
     @property
     def dfl_bins(self) -> int:
-        """Bins per box side of a split DFL head."""
-        return self.reg_max if self.format == "yolo11-dfl" else self.reg_max + 1
-
-    @property
-    def anchor_offset(self) -> float:
-        """Where a split DFL head's anchor sits in its cell: YOLO11 at the centre, DAMO-YOLO at the top-left."""
-        return 0.5 if self.format == "yolo11-dfl" else 0.0
+        """Bins per box side of a DFL head: reg_max means bins or bins - 1 depending on the format."""
+        return decode_format(self.format).bins(self.reg_max)
 
 
 @dataclass(frozen=True)
 class PostprocessDefaults:
     """Thresholds the family's reference pipeline uses by default."""
 
-    conf: float = 0.25
-    iou: float = 0.7
-    max_det: int = 300
-    multi_label: bool = False
+    conf: float = spec("confidence threshold", 0.25, minimum=0.0, maximum=1.0)
+    iou: float = spec("NMS IoU threshold", 0.7, minimum=0.0, maximum=1.0)
+    max_det: int = spec("maximum detections per image", 300, minimum=1)
+    multi_label: bool = spec("keep every class above conf per anchor, not only the best", False)
 
 
 @dataclass(frozen=True)

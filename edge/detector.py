@@ -11,8 +11,8 @@ from .autodetect import infer_contract
 from .backends import Backend, open_backend
 from .backends.tensorrt.engines import find_engine, needs_engine
 from .bundle import is_bundle, read_bundle
-from .contract import DECODER_OUTPUTS, DFL_FORMATS, Contract
-from .decode import decode_damo_yolo, decode_damo_yolo_head, decode_dfl, decode_yolo11, decode_yolo11_end2end, make_anchors
+from .contract import Contract
+from .decode import DecodeContext, decode_format, make_anchors
 from .detections import Detections
 from .errors import ContractError, ModelError
 from .nms import non_max_suppression
@@ -41,9 +41,9 @@ class Detector:
         self.preprocess = Preprocessor(contract.input)
         self._dequantizers = [_Dequantizer(o) for o in backend.outputs]
         self._best_scores = np.empty(max(0, *backend.outputs[0].shape[1:]), np.float32)
-        decode = contract.decode
-        self._anchors = (make_anchors(contract.input.height, contract.input.width, decode.strides, decode.anchor_offset)
-                         if decode.format in DFL_FORMATS else None)
+        self._format = decode_format(contract.decode.format)
+        self._anchors = (make_anchors(contract.input.height, contract.input.width, contract.decode.strides,
+                                      self._format.anchors) if self._format.anchors is not None else None)
         self.timing_ms = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
 
     @classmethod
@@ -52,17 +52,20 @@ class Detector:
              verify: bool = True, **thresholds) -> "Detector":
         """Open a bundle directory, a manifest.json, or a raw .onnx/.tflite/.engine file (contract inferred).
 
-        A TensorRT bundle runs the engine cached for this device (edge/backends/tensorrt/engines.py); backend="onnxruntime" runs its ONNX.
+        A TensorRT bundle runs the engine cached for this device (edge/backends/tensorrt/engines.py);
+        backend="onnxruntime" runs its ONNX.
         """
         path = str(path)
         if not os.path.exists(path):
             raise ModelError(f"{path}: no such file or directory")
         if is_bundle(path):
-            model_path, contract, manifest = read_bundle(path, verify=verify)
+            bundle = read_bundle(path, verify=verify)
+            model_path, contract = bundle.model_path, bundle.contract
             if names is not None:
                 contract = contract.with_names(names)
+            manifest = bundle.manifest.to_json()  # what the TensorRT engine cache reads
             if needs_engine(manifest) and backend in (None, "tensorrt"):  # backend="onnxruntime" runs the ONNX
-                model_path, backend = find_engine(os.path.dirname(model_path), manifest, verify=verify), "tensorrt"
+                model_path, backend = find_engine(bundle.path, manifest, verify=verify), "tensorrt"
             engine = open_backend(model_path, backend, providers=providers, threads=threads)
         elif os.path.isdir(path):
             raise ModelError(f"{path}: a directory but not a bundle (no manifest.json)")
@@ -94,22 +97,13 @@ class Detector:
         outputs = [dq(o) for dq, o in zip(self._dequantizers, outputs)]
         decode = self.contract.decode
         size = (self.contract.input.width, self.contract.input.height) if decode.normalized else (1.0, 1.0)
-        if decode.format == "yolo11":
-            return decode_yolo11(outputs[0], len(self.names), self.conf, self.multi_label, size, self._best_scores)
-        if decode.format == "yolo11-end2end":
-            return decode_yolo11_end2end(outputs[0], self.conf, size)
-        if decode.format == "yolo11-dfl":  # (box logits, scores)
-            return decode_dfl(outputs[0], outputs[1], self._anchors, self.conf, self.multi_label, self._best_scores)
-        if decode.format == "damo-yolo-dfl":  # (scores, box logits), DAMO-YOLO's own output order
-            return decode_dfl(outputs[1], outputs[0], self._anchors, self.conf, self.multi_label, self._best_scores)
-        if decode.format == "damo-yolo":
-            return decode_damo_yolo(outputs[0], outputs[1], self.conf, self.multi_label)
-        scores, boxes = decode_damo_yolo_head(outputs[:3], outputs[3:], decode.strides, decode.reg_max)
-        return decode_damo_yolo(scores, boxes, self.conf, self.multi_label)
+        context = DecodeContext(decode, len(self.names), self.conf, self.multi_label, size, self._anchors,
+                                self._best_scores)
+        return self._format.decode(outputs, context)
 
     def select(self, boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
         """Indices kept after NMS (end2end models already ran NMS in the graph)."""
-        if self.contract.decode.format == "yolo11-end2end":
+        if not self._format.nms:
             order = np.argsort(-scores, kind="stable")
             return order[: self.max_det]
         return non_max_suppression(boxes, scores, class_ids, self.iou, self.max_det, self.agnostic)
@@ -126,7 +120,8 @@ class Detector:
             "input": {**{k: getattr(c.input, k) for k in c.input.__dataclass_fields__},
                       "shape": list(self.backend.inputs[0].shape)},
             "outputs": [{"name": o.name, "shape": list(o.shape), "dtype": o.dtype,
-                         "quantization": {"scale": o.quant_scale, "zero_point": o.quant_zero_point} if o.quant_scale else None}
+                         "quantization": {"scale": o.quant_scale, "zero_point": o.quant_zero_point}
+                         if o.quant_scale else None}
                         for o in self.backend.outputs],
             "decode": {"format": c.decode.format, "normalized": c.decode.normalized},
             "postprocess": {"conf": self.conf, "iou": self.iou, "max_det": self.max_det,
@@ -171,34 +166,16 @@ def _check_contract(backend: Backend, contract: Contract, where: str) -> None:
         raise ContractError(f"{where}: manifest input {expected} does not match the model's {actual.shape}")
     if actual.dtype != spec.dtype:
         raise ContractError(f"{where}: manifest input dtype {spec.dtype} does not match the model's {actual.dtype}")
-    fmt = contract.decode.format
-    needed = DECODER_OUTPUTS[fmt]
-    if len(backend.outputs) != needed:
-        raise ContractError(f"{where}: decoder {fmt} needs {needed} outputs, the model has {len(backend.outputs)}")
-    shape, nc = backend.outputs[0].shape, len(contract.names)
-    if fmt == "yolo11-end2end":
-        fits = len(shape) == 3 and shape[-1] == 6
-    elif fmt == "yolo11":
-        fits = len(shape) == 3 and 4 + nc in shape[1:]
-    elif fmt in DFL_FORMATS:
-        n, bins = _anchor_count(spec.height, spec.width, contract.decode.strides), contract.decode.dfl_bins
-        second = backend.outputs[1].shape
-        boxes, scores = (shape, second) if fmt == "yolo11-dfl" else (second, shape)
-        fits = (len(boxes) == 3 and sorted(boxes[1:]) == sorted((4 * bins, n))
-                and len(scores) == 3 and sorted(scores[1:]) == sorted((nc, n)))
-        shape = f"{shape} and {second} (need [1,{4 * bins},{n}] box logits and [1,{nc},{n}] scores for strides " \
-                f"{list(contract.decode.strides)})"
-    elif fmt == "damo-yolo":
-        fits = len(shape) == 3 and shape[-1] == nc
-    else:
-        fits = len(shape) == 4 and shape[1] == nc
-    if not fits:
-        raise ContractError(f"{where}: decoder {fmt} with {nc} class names does not fit the model's outputs {shape}")
-
-
-def _anchor_count(height: int, width: int, strides: tuple) -> int:
-    """Anchors of a grid head: one per cell of every stride level."""
-    return sum((height // s) * (width // s) for s in strides)
+    fmt = decode_format(contract.decode.format)
+    if len(backend.outputs) != fmt.outputs:
+        raise ContractError(f"{where}: decoder {fmt.name} needs {fmt.outputs} outputs, "
+                            f"the model has {len(backend.outputs)}")
+    shapes = [tuple(o.shape) for o in backend.outputs]
+    need = fmt.fits(shapes, contract)
+    if need:
+        shown = " and ".join(str(list(s)) for s in shapes)
+        raise ContractError(f"{where}: decoder {fmt.name} with {len(contract.names)} class names does not fit the "
+                            f"model's outputs {shown}; it needs {need}")
 
 
 def load_detector(model: ModelConfig, thresholds: Optional[ThresholdsConfig] = None) -> Detector:

@@ -79,7 +79,7 @@ def test_int8_keeps_the_leading_layers_float(damo_bundles, shapes, tmp_path):
     tflite = toolchain()
     from converters.calibration import load_calibration
     source, bundles = damo_bundles
-    default = read_bundle(bundles["int8"])[0]
+    default = read_bundle(bundles["int8"]).model_path
     leading = _float_ops(default)
     assert "CONV_2D" in leading and "BATCH_MATMUL" not in leading  # DAMO-YOLO: no attention block
     calibration = load_calibration(str(shapes[0] / "train"), source.contract.input).tensors
@@ -93,9 +93,10 @@ def test_int8_keeps_the_leading_layers_float(damo_bundles, shapes, tmp_path):
 def test_manifests_describe_the_files(damo_bundles):
     source, bundles = damo_bundles
     for precision, bundle in bundles.items():
-        _, contract, manifest = read_bundle(bundle)
+        read = read_bundle(bundle)
+        contract = read.contract
         detector = Detector.load(bundle)  # _check_contract: the manifest fits the real tensors
-        assert detector.backend.name == "tflite" and manifest["precision"] == precision
+        assert detector.backend.name == "tflite" and read.precision == precision
         assert contract.input.layout == "NHWC" and contract.names == source.names
         assert contract.input.resize == "stretch" and contract.input.pixel_scale == 1.0
         assert [o.name for o in contract.outputs] == ["scores", "box_logits"]
@@ -103,7 +104,7 @@ def test_manifests_describe_the_files(damo_bundles):
         integer = precision == "int8"
         assert contract.input.dtype == ("int8" if integer else "float32")
         assert all((o.dtype == "int8") == integer and bool(o.quant_scale) == integer for o in contract.outputs)
-    scales = [o.quant_scale for o in read_bundle(bundles["int8"])[1].outputs]
+    scales = [o.quant_scale for o in read_bundle(bundles["int8"]).contract.outputs]
     assert scales[0] < 0.01 < scales[1]  # scores 0..1 and box logits keep separate int8 scales
 
 

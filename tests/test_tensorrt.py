@@ -86,7 +86,7 @@ def test_precision_comes_from_the_target():
 
 def test_find_engine_missing_stale_and_corrupt(tmp_path):
     bundle = trt_bundle(tmp_path)
-    _, _, manifest = read_bundle(bundle)
+    manifest = read_bundle(bundle).manifest.to_json()
     with pytest.raises(ModelError, match="edge models build-engine"):
         find_engine(bundle, manifest, ORIN)
     engine, sidecar = engine_paths(bundle, engine_key(ORIN, "fp16", 640, 640))
@@ -220,7 +220,7 @@ def test_without_tensorrt_everything_imports_and_the_error_says_how_to_install(n
 def test_build_fp16_engine_with_timing_cache_then_load(fakes, tmp_path):
     trt, _ = fakes
     bundle = trt_bundle(tmp_path)
-    _, _, manifest = read_bundle(bundle)
+    manifest = read_bundle(bundle).manifest.to_json()
     with pytest.raises(ModelError, match="no TensorRT engine fp16-640x640-trt10.3.0-orin-sm87"):
         Detector.load(bundle)
     engine = build_engine(bundle, manifest, workspace_gb=1)
@@ -245,11 +245,12 @@ def test_tensorrt_8_builds_an_explicit_batch_network_and_10_needs_no_flag(fakes,
     trt, _ = fakes
     trt.__version__ = "8.6.1"
     bundle = trt_bundle(tmp_path)
-    build_engine(bundle, read_bundle(bundle)[2])
+    build_engine(bundle, read_bundle(bundle).manifest.to_json())
     assert trt.network_flags == 1 << trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH
-    assert os.path.basename(find_engine(bundle, read_bundle(bundle)[2])).startswith("fp16-640x640-trt8.6.1-")
+    engine = find_engine(bundle, read_bundle(bundle).manifest.to_json())
+    assert os.path.basename(engine).startswith("fp16-640x640-trt8.6.1-")
     trt.__version__ = "10.3.0"
-    build_engine(bundle, read_bundle(bundle)[2])
+    build_engine(bundle, read_bundle(bundle).manifest.to_json())
     assert trt.network_flags == 0 and trt.builds == 2
 
 
@@ -257,7 +258,7 @@ def test_int8_from_qdq_needs_no_calibrator(fakes, tmp_path):
     trt, _ = fakes
     trt.qdq = True
     bundle = trt_bundle(tmp_path, "tensorrt-int8")
-    engine = build_engine(bundle, read_bundle(bundle)[2])
+    engine = build_engine(bundle, read_bundle(bundle).manifest.to_json())
     assert trt.configs[0].flags == {"FP16", "INT8"} and trt.configs[0].int8_calibrator is None
     assert json.loads(open(engine[: -len(".engine")] + ".json").read())["quantization"] == "qdq"
 
@@ -265,7 +266,7 @@ def test_int8_from_qdq_needs_no_calibrator(fakes, tmp_path):
 def test_int8_from_fp32_calibrates_or_uses_the_bundle_cache(fakes, tmp_path):
     trt, _ = fakes
     bundle = trt_bundle(tmp_path, "tensorrt-int8")
-    manifest = read_bundle(bundle)[2]
+    manifest = read_bundle(bundle).manifest.to_json()
     with pytest.raises(ModelError, match="needs calibration data"):
         build_engine(bundle, manifest)
     build_engine(bundle, manifest, calibration=np.zeros((3, 3, 640, 640), np.float32))
@@ -275,7 +276,7 @@ def test_int8_from_fp32_calibrates_or_uses_the_bundle_cache(fakes, tmp_path):
     other = trt_bundle(tmp_path / "dev", "tensorrt-int8", "d")
     cache = os.path.join(other, "calibration.cache")
     os.replace(os.path.join(bundle, "calibration.cache"), cache)
-    manifest = read_bundle(other)[2]
+    manifest = read_bundle(other).manifest.to_json()
     build_engine(other, {**manifest, "tensorrt": {"calibration_cache": {"file": "calibration.cache",
                                                                         "sha256": sha256_file(cache)}}})
     assert trt.calibrated_batches == 3 and trt.builds == 2
@@ -327,11 +328,11 @@ def test_convert_without_tensorrt_writes_the_bundle_and_defers_the_engine(no_ten
     out = str(tmp_path / "out" / "trt")
     with caplog.at_level(logging.INFO, logger="edge-convert"):
         assert build_tensorrt_bundle(tiny_bundle(tmp_path, "a"), "fp16", out) == out
-    _, contract, manifest = read_bundle(out)
-    assert (manifest["target"], manifest["precision"], manifest["model"]["format"]) == ("tensorrt-fp16", "fp16", "onnx")
+    written = read_bundle(out)
+    assert (written.target, written.precision, written.manifest.model.format) == ("tensorrt-fp16", "fp16", "onnx")
     assert sorted(os.listdir(out)) == ["a.onnx", MANIFEST] and "built on the device" in caplog.text
     int8 = build_tensorrt_bundle(qdq_bundle(tmp_path), "int8", str(tmp_path / "int8"))  # QDQ needs no --calib
-    assert read_bundle(int8)[2]["target"] == "tensorrt-int8"
+    assert read_bundle(int8).target == "tensorrt-int8"
 
 
 def test_convert_int8_from_fp32_needs_calibration_and_tensorrt(no_tensorrt, tmp_path):
@@ -349,8 +350,8 @@ def test_convert_with_tensorrt_calibrates_and_the_store_keeps_the_cache(fakes, t
     trt, _ = fakes
     out = build_tensorrt_bundle(tiny_bundle(tmp_path, "a"), "int8", str(tmp_path / "trt"),
                                 calibration=np.zeros((2, 3, 640, 640), np.float32))
-    manifest = read_bundle(out)[2]
-    assert manifest["tensorrt"]["calibration_cache"]["sha256"] == sha256_file(os.path.join(out, "calibration.cache"))
+    cache = read_bundle(out).manifest.tensorrt.calibration_cache
+    assert cache.sha256 == sha256_file(os.path.join(out, cache.file))
     assert os.listdir(os.path.join(out, ENGINES)) and trt.builds == 1
     version = Store(str(tmp_path / "state")).install(out).version
     installed = tmp_path / "state" / "models" / version
@@ -364,7 +365,7 @@ def test_real_fp16_engine_builds_and_matches_onnxruntime(tmp_path):
     pytest.importorskip("tensorrt")
     pytest.importorskip("pycuda.driver")
     out = build_tensorrt_bundle(tiny_bundle(tmp_path, "a"), "fp16", str(tmp_path / "trt"))
-    engine = find_engine(out, read_bundle(out)[2])
+    engine = find_engine(out, read_bundle(out).manifest.to_json())
     with open(engine, "rb") as f:
         assert b"{" not in f.read(5)  # a plain engine: no Ultralytics-style JSON header
     trt_detector, ort_detector = Detector.load(out), Detector.load(out, backend="onnxruntime")

@@ -223,7 +223,7 @@ def model_check(model) -> Check:
         return Check("model", "fail", f"{model.path} does not exist",
                      "install a model: edge models install BUNDLE (or fix model.path)")
     try:
-        model_file = read_bundle(path, verify=False)[0] if is_bundle(path) else path
+        model_file = read_bundle(path, verify=False).model_path if is_bundle(path) else path
         backend = model.backend or backend_for(model_file)
     except EdgeError as e:
         return Check("model", "fail", str(e), "reinstall the bundle: edge models install BUNDLE")

@@ -158,7 +158,7 @@ class Store:
     def _install(self, source: str, work: str, keep: int) -> Change:
         bundle = _unpack(source, work)
         crash_point("unpacked")
-        _, _, manifest = read_bundle(bundle)
+        manifest = read_bundle(bundle).manifest.to_json()
         version = _version_name(bundle, manifest)
         old = self.link("current")
         if version == old:
@@ -249,7 +249,8 @@ def _unpack(source: str, work: str) -> str:
         root = _extract(source, os.path.join(work, "archive"))
     else:
         raise ModelError(f"{source}: not a bundle directory or a .tar/.tar.gz of one")
-    model_path, _, manifest = read_bundle(root, verify=False)
+    source_bundle = read_bundle(root, verify=False)
+    model_path, manifest = source_bundle.model_path, source_bundle.manifest.to_json()
     bundle = os.path.join(work, "bundle")
     os.mkdir(bundle)
     calibration = engines.calibration_cache_path(root, manifest)
