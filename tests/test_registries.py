@@ -1,4 +1,5 @@
-"""Decode formats and backends come from registries: a toy of each, registered in this one file, runs end to end."""
+"""Decode formats and backends come from registries: a toy of each (tests/toys/) runs a bundle end to end."""
+import importlib
 import subprocess
 import sys
 
@@ -14,42 +15,15 @@ from edge.decode import FORMATS, DecodeFormat, decode_format, register_format
 NAMES = ("a", "b")
 
 
-# ------------------------------------------------------------------------- a toy backend and a toy decode format
-class ToyBackend(Backend):
-    """Runs a `.toy` file: a saved numpy array returned as the one output, whatever the input."""
-
-    name = "toy"
-
-    def __init__(self, path: str, threads=None):
-        self.threads = threads
-        self._rows = np.load(path)
-        self.inputs = [TensorInfo("images", (1, 3, 64, 64), "float32")]
-        self.outputs = [TensorInfo("rows", self._rows.shape, "float32")]
-        self.metadata = {}
-
-    def run(self, tensor: np.ndarray) -> list:
-        return [self._rows]
-
-
-def toy_fits(shapes: list, contract) -> str:
-    return None if len(shapes[0]) == 3 and shapes[0][-1] == 4 + len(contract.names) else "[1, N, 4+nc]"
-
-
-def decode_toy(outputs: list, ctx) -> tuple:
-    """Rows of x1, y1, x2, y2 (input pixels) and one score per class; each row keeps its best class."""
-    rows = outputs[0][0]
-    best = rows[:, 4:].max(axis=1)
-    keep = best > ctx.conf
-    return rows[keep, :4].astype(np.float32), best[keep], rows[keep, 4:].argmax(axis=1).astype(np.int64)
-
-
 @pytest.fixture
-def toy():
-    """Register the toy format and backend (one line each), and take them out again after the test."""
-    register_format(DecodeFormat("toy-rows", "yolo11", 1, "[1,N,4+nc] xyxy + class scores", toy_fits, decode_toy))
-    register_backend("toy", (".toy",), ToyBackend, ("threads",))
-    yield
-    del FORMATS["toy-rows"], BACKENDS["toy"]
+def toys():
+    """Import the toy format and backend (tests/toys/: one file each, one registration line), then take them out."""
+    before_formats, before_backends = dict(FORMATS), dict(BACKENDS)
+    names = [f"tests.toys.{name}" for name in ("rows_decode", "npy_backend")]
+    yield [importlib.reload(sys.modules[n]) if n in sys.modules else importlib.import_module(n) for n in names]
+    for registry, before in ((FORMATS, before_formats), (BACKENDS, before_backends)):
+        registry.clear()
+        registry.update(before)
 
 
 def toy_model(path) -> str:
@@ -67,7 +41,7 @@ def toy_contract(fmt: str = "toy-rows") -> Contract:
                     (OutputSpec("rows", (1, 10, 6)),), DecodeSpec(fmt), NAMES)
 
 
-def test_toy_format_and_backend_run_a_bundle_end_to_end(toy, tmp_path):
+def test_toy_format_and_backend_run_a_bundle_end_to_end(toys, tmp_path):
     bundle = write_bundle(str(tmp_path / "bundle"), toy_model(tmp_path / "m.toy"), toy_contract())
     assert read_bundle(bundle).manifest.decode.format == "toy-rows"  # the manifest accepts a registered format
     detector = Detector.load(bundle, threads=2, conf=0.5)
@@ -78,10 +52,10 @@ def test_toy_format_and_backend_run_a_bundle_end_to_end(toy, tmp_path):
     assert detections.names == ["b", "a"]
 
 
-def test_toy_format_shape_check_guards_the_model(toy, tmp_path):
+def test_toy_format_shape_check_guards_the_model(toys, tmp_path):
     contract = toy_contract().with_names(("a", "b", "c"))  # 4+3 values per row; the model has 6
     with pytest.raises(ContractError, match=r"decoder toy-rows with 3 class names .* needs \[1, N, 4\+nc\]"):
-        Detector(ToyBackend(toy_model(tmp_path / "m.toy")), contract)
+        Detector(toys[1].NpyBackend(toy_model(tmp_path / "m.toy")), contract)
 
 
 def test_unregistered_format_and_backend_are_refused(tmp_path):
@@ -94,13 +68,14 @@ def test_unregistered_format_and_backend_are_refused(tmp_path):
         open_backend(model, "toy")
 
 
-def test_a_name_or_extension_registers_once(toy):
+def test_a_name_or_extension_registers_once(toys):
+    rows, npy = toys
     with pytest.raises(ValueError, match="already registered"):
-        register_format(DecodeFormat("toy-rows", "yolo11", 1, "", toy_fits, decode_toy))
+        register_format(DecodeFormat("toy-rows", "yolo11", 1, "", rows.fits, rows.decode))
     with pytest.raises(ValueError, match="already registered"):
-        register_backend("other", (".TOY",), ToyBackend)
+        register_backend("other", (".TOY",), npy.NpyBackend)
     with pytest.raises(ValueError, match="unknown option"):
-        register_backend("other", (".other",), ToyBackend, ("device",))
+        register_backend("other", (".other",), npy.NpyBackend, ("device",))
 
 
 # ------------------------------------------------------------------------------------------- the built-in entries

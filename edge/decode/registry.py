@@ -7,14 +7,11 @@ shape checks, DFL bin conventions, families) is read from FORMATS.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
 
 from ..errors import ContractError
-
-if TYPE_CHECKING:
-    from ..contract import Contract, DecodeSpec
 
 # What a manifest's decode.reg_max counts, as each format's origin defines it.
 REG_MAX_IS_BINS = "bins"  # Ultralytics DFL: reg_max = bins per box side
@@ -24,7 +21,7 @@ REG_MAX_IS_LAST_BIN = "bins - 1"  # DAMO-YOLO (official): reg_max = index of the
 class DecodeContext(NamedTuple):
     """What a decoder may use besides the outputs: spec, class count, thresholds and buffers made once per model."""
 
-    spec: "DecodeSpec"
+    spec: Any  # the contract's DecodeSpec
     num_classes: int
     conf: float
     multi_label: bool
@@ -41,7 +38,7 @@ class DecodeFormat:
     family: str
     outputs: int  # tensors the model must have, in this order
     layout: str  # the tensors in words (the manifest schema's description)
-    fits: Callable[[list, "Contract"], Optional[str]]  # output shapes -> None, or the shapes this format needs
+    fits: Callable[[list, Any], Optional[str]]  # (output shapes, Contract) -> None, or the shapes it needs
     decode: Callable[[list, DecodeContext], tuple]  # float outputs -> (boxes xyxy input px, scores, class ids)
     anchors: Optional[float] = None  # anchor position in its grid cell (0.5 centre, 0 corner); None: no grid
     reg_max: str = ""  # what decode.reg_max counts (REG_MAX_IS_*); "" when the format has no DFL bins
