@@ -198,10 +198,6 @@ class Bundle:
         """What the bundle was built for (onnx, tflite-int8, tensorrt-fp16, ...)."""
         return self.manifest.target
 
-    def __iter__(self):
-        """Transitional, until edge/cli/models.py reads the Bundle: the old (model path, contract, manifest) tuple."""
-        return iter((self.model_path, self.contract, self.manifest.to_json()))
-
 
 def read_bundle(path: str, verify: bool = True) -> Bundle:
     """The Bundle at a directory or manifest.json path; the model's sha256 is checked when verify is set."""

@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from typing import List, Optional
 
+from .backends import BACKENDS
+from .contract import FAMILIES
 from .errors import ConfigError
 from .typed import spec
 
@@ -25,10 +27,10 @@ class ModelConfig:
 
     path: str = spec("bundle directory, manifest.json, .onnx or .tflite file; a link such as "
                      "/var/lib/edge/models/current is resolved at every start and reload")
-    family: Optional[str] = spec("model family, when the file does not say", None, choices=("yolo11", "damo-yolo"))
+    family: Optional[str] = spec("model family, when the file does not say", None, choices=FAMILIES)
     names: Optional[str] = spec("class names: a file (one per line or JSON) or a comma-separated list", None)
     backend: Optional[str] = spec("override the backend chosen by extension", None,
-                                  choices=("onnxruntime", "tflite", "tensorrt"))
+                                  choices=BACKENDS)
     providers: Optional[List[str]] = spec("onnxruntime execution providers in order (default CPUExecutionProvider)",
                                           None)
     threads: Optional[int] = spec("inference threads", None, minimum=1)

@@ -12,6 +12,9 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+MODULES = {module_name(p) for p in EDGE.rglob("*.py")}
+
+
 def imports_of(path: Path) -> set:
     """The edge modules a file imports (absolute or relative, at any depth, also inside functions)."""
     package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
@@ -27,8 +30,8 @@ def imports_of(path: Path) -> set:
                 target = node.module or ""
             if target.split(".")[0] != "edge":
                 continue
-            found.add(target)
-            found |= {f"{target}.{a.name}" for a in node.names}  # `from . import engines` names a module
+            for alias in node.names:  # `from . import engines` names a module; `from .x import f` names module x
+                found.add(f"{target}.{alias.name}" if f"{target}.{alias.name}" in MODULES else target)
     return found
 
 

@@ -32,7 +32,8 @@ def values(path: str) -> tuple:
     if path == "model.providers":
         return ["A"], "B,C", ["B", "C"]
     if meta["choices"]:
-        a, b = [c for c in meta["choices"] if c != field.default][:1] + [field.default or meta["choices"][-1]]
+        choices = list(meta["choices"])
+        a, b = [c for c in choices if c != field.default][:1] + [field.default or choices[-1]]
         return a, str(b), b
     if kind is bool:
         return True, None, False  # --no-FLAG (or, for store_true flags, see the test)

@@ -81,7 +81,7 @@ def cmd_build_engine(args: argparse.Namespace) -> int:
     if not current:
         raise ModelError(f"{store.root}: no current bundle; run `edge models install BUNDLE` first")
     bundle = f"{store.root}/{current}"
-    _, _, manifest = read_bundle(bundle)
+    manifest = read_bundle(bundle).manifest.to_json()
     if not needs_engine(manifest):
         print(f"{current}: target {manifest.get('target')!r} needs no engine build")
         return 0
