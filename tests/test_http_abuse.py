@@ -1,4 +1,5 @@
-"""The ops HTTP server under abuse, with real sockets: idle connections, too many connections or viewers, bursts, resets."""
+"""The ops HTTP server under abuse, with real sockets: idle connections, too many connections or viewers, bursts,
+resets."""
 import http.client
 import json
 import logging
