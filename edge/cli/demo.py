@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import time
 from collections import Counter
 from typing import Optional
 
@@ -15,6 +16,7 @@ from ..draw import draw_detections
 from ..errors import EdgeError
 from ..scene import CLASSES, demo_frame
 from ..stream.sinks.base import Sink
+from ..stream.sources import Frame, Source
 
 WIDTH, HEIGHT, FPS = 640, 480, 12
 
@@ -23,9 +25,11 @@ def add_demo_parser(sub) -> None:
     """Register the `demo` subcommand."""
     p = sub.add_parser("demo", help="run the bundled DAMO-YOLO shapes model on a generated video (no network/camera)")
     p.add_argument("--out", default="edge-demo", help="folder for sample.avi and annotated.avi (default ./edge-demo)")
-    p.add_argument("--frames", type=int, default=36, help="length of the sample video (default 36 frames)")
+    p.add_argument("--frames", type=int, help="length of the sample video (default 36 frames)")
     p.add_argument("--conf", type=float, default=0.4, help="confidence threshold (default 0.4)")
     p.add_argument("--json", action="store_true", help="one event JSON object per frame on stdout")
+    p.add_argument("--http", metavar="HOST:PORT", help="serve the web page and previews (e.g. 127.0.0.1:8080) and "
+                   "loop the scene live until Ctrl-C (or --frames when given)")
     p.set_defaults(func=cmd_demo)
 
 
@@ -56,6 +60,30 @@ def _writer(path: str, size: tuple, fps: float) -> cv2.VideoWriter:
     return writer
 
 
+class DemoScene(Source):
+    """The demo scene as a live camera at FPS, looping every `period` frames, ending after `frames` if given."""
+
+    def __init__(self, period: int, frames: Optional[int] = None):
+        super().__init__("demo", "demo")
+        self.period, self.frames = max(1, period), frames
+        self._next = 0.0
+
+    def open(self) -> None:
+        """Start the pacing clock."""
+        self._next = time.monotonic()
+
+    def read(self) -> Optional[Frame]:
+        """The next frame at its time."""
+        if self.frames is not None and self._seq >= self.frames:
+            return None
+        self._next += 1.0 / FPS
+        time.sleep(max(0.0, self._next - time.monotonic()))
+        return self.frame(demo_frame(self._seq % self.period, WIDTH, HEIGHT))
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
 def write_sample(path: str, frames: int, width: int = WIDTH, height: int = HEIGHT) -> str:
     """Render the demo scene into an MJPG video at `path`; returns the path."""
     writer = _writer(path, (width, height), FPS)
@@ -73,19 +101,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not os.path.isfile(os.path.join(BUNDLE, "manifest.json")):
         raise EdgeError(f"{BUNDLE}: the demo model is missing from this installation (manifest.json not found)")
     os.makedirs(args.out, exist_ok=True)
-    sample = write_sample(os.path.join(args.out, "sample.avi"), max(1, args.frames))
+    length = max(1, args.frames or 36)
+    sample = write_sample(os.path.join(args.out, "sample.avi"), length)
     detector = Detector.load(BUNDLE, conf=args.conf, multi_label=False, agnostic=True)  # one label per object
     sink = VideoSink(os.path.join(args.out, "annotated.avi"), (WIDTH, HEIGHT))
+    sinks: list = [sink]
+    source = sample
+    if args.http:
+        from ..service.server import HttpServer
+
+        sinks.append(HttpServer(args.http))
+        source = DemoScene(length, args.frames)
+        print(f"serving http://{args.http} (Ctrl-C stops)", flush=True)
     counts: Counter = Counter()
     frames = 0
-    for event in stream(detector, sample, all_frames=True, sinks=[sink]):
-        frames += 1
-        counts.update(d["name"] for d in event["detections"])
-        if args.json:
-            print(json.dumps(event), flush=True)
-        else:
-            found = ", ".join(f"{d['name']} {d['score']:.2f}" for d in event["detections"]) or "no detections"
-            print(f"frame {event['seq']:3d}: {found}", flush=True)
+    try:
+        events = stream(detector, source, all_frames=True, sinks=sinks)
+        for event in events:
+            frames += 1
+            counts.update(d["name"] for d in event["detections"])
+            if args.json:
+                print(json.dumps(event), flush=True)
+            else:
+                found = ", ".join(f"{d['name']} {d['score']:.2f}" for d in event["detections"]) or "no detections"
+                print(f"frame {event['seq']:3d}: {found}", flush=True)
+    except KeyboardInterrupt:
+        events.close()  # stops the pipeline and closes the sinks
     if not args.json:
         per_class = ", ".join(f"{n} {counts[n]}" for n in CLASSES)
         print(f"{frames} frames; detections per class: {per_class}\nsample video {sample}\nannotated video {sink.path}")

@@ -1,4 +1,5 @@
-"""The ops HTTP server: health, readiness, Prometheus metrics, the latest event and an annotated MJPEG preview."""
+"""The ops HTTP server: health, readiness, Prometheus metrics, the latest event, an annotated MJPEG preview per
+source and the device web page (edge/service/static) with the /api/status document it polls."""
 from __future__ import annotations
 
 import errno
@@ -10,9 +11,10 @@ import os
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections import deque
+from http.server import BaseHTTPRequestHandler
 from typing import Callable, Iterator, Optional
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import cv2
 import numpy as np
@@ -25,11 +27,14 @@ from ..errors import SinkError
 from ..settings import DEFAULT_HTTP, HttpConfig, secret
 from ..stream.sinks.base import Sink
 from ..stream.sinks.worker import SinkStats, encode_event
+from .connections import BoundedHTTPServer
+from .web import CSP, STATIC, InputRates, static_file, status_document
 
 log = logging.getLogger("edge.http")
 
 TOKEN_ENV = "EDGE_HTTP_TOKEN"
 BOUNDARY = b"frame"
+PATHS = ["/", "/api/status", "/healthz", "/readyz", "/metrics", "/latest", "/snapshot.jpg", "/stream.mjpg"]
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -53,10 +58,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class _Server(ThreadingHTTPServer):
-    """The threaded server, knowing its sink."""
+class _Server(BoundedHTTPServer):
+    """The bounded server, knowing its sink."""
 
-    allow_reuse_port = False  # never share a port with another server (newer Pythons may default it on)
     sink: "HttpServer"
 
 
@@ -129,22 +133,36 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        self.send_header("Connection", "close")  # a kept-alive idle socket would hold a worker
         for key, value in (headers or {}).items():
             self.send_header(key, value)
         self.end_headers()
+        self.close_connection = True
         self.wfile.write(body)
+
+    def end_headers(self) -> None:
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Content-Security-Policy", CSP)
+        self.send_header("Referrer-Policy", "no-referrer")
+        super().end_headers()
 
     def _json(self, code: int, payload: dict, headers: Optional[dict] = None) -> None:
         self._send(code, json.dumps(payload).encode(), "application/json", headers)
 
     def do_GET(self) -> None:
-        """Route one request (every path needs the bearer token when one is set)."""
+        """Route one request (every path but the page's static files needs the bearer token when one is set)."""
         sink = self.server.sink
+        url = urlsplit(self.path)
+        path = url.path
+        if path in STATIC:  # the page holds no data; it asks for the token and sends it with each request
+            name, content_type = STATIC[path]
+            self._send(200, static_file(name), content_type)
+            return
         if sink.token and not hmac.compare_digest(self.headers.get("Authorization", "").encode(),
                                                   f"Bearer {sink.token}".encode()):
             self._json(401, {"error": "missing or wrong bearer token"}, {"WWW-Authenticate": "Bearer"})
             return
-        path = urlsplit(self.path).path
+        source = (parse_qs(url.query).get("source") or [None])[0]
         if path == "/healthz":
             self._json(200, {"status": "alive", "uptime_s": round(time.monotonic() - sink.started_monotonic, 3)})
         elif path == "/readyz":
@@ -158,20 +176,31 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(404, {"error": "no event yet"})
             else:
                 self._send(200, encode_event(event).encode(), "application/json")
+        elif path == "/api/status":
+            self._json(200, sink.status_document())
         elif path == "/snapshot.jpg":
-            jpeg = sink.jpeg(0, wait=False)[1]
+            jpeg = sink.jpeg(0, wait=False, source=source)[1]
             if jpeg is None:
                 self._json(404, {"error": "no frame yet"})
             else:
                 self._send(200, jpeg, "image/jpeg")
         elif path == "/stream.mjpg":
-            self._stream(sink)
+            self._stream(sink, source)
         else:
-            self._json(404, {"error": f"no such path {path}",
-                             "paths": ["/healthz", "/readyz", "/metrics", "/latest", "/snapshot.jpg", "/stream.mjpg"]})
+            self._json(404, {"error": f"no such path {path}", "paths": PATHS})
 
-    def _stream(self, sink: "HttpServer") -> None:
-        """multipart/x-mixed-replace: each newer annotated frame as one JPEG part, until the client leaves."""
+    def _stream(self, sink: "HttpServer", source: Optional[str]) -> None:
+        """multipart/x-mixed-replace: each newer annotated frame (of one source, or any) as one JPEG part, until the
+        client leaves; beyond max_viewers a 503."""
+        if not sink.viewers.acquire(blocking=False):
+            self._json(503, {"error": f"too many preview viewers (at most {sink.max_viewers})"}, {"Retry-After": "5"})
+            return
+        try:
+            self._parts(sink, source)
+        finally:
+            sink.viewers.release()
+
+    def _parts(self, sink: "HttpServer", source: Optional[str]) -> None:
         self.send_response(200)
         self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY.decode()}")
         self.send_header("Cache-Control", "no-store")
@@ -181,14 +210,16 @@ class _Handler(BaseHTTPRequestHandler):
         seq = 0
         try:
             while True:
-                seq, jpeg = sink.jpeg(seq, wait=True)
+                seq, jpeg = sink.jpeg(seq, wait=True, source=source)
                 if jpeg is None:
                     return
-                self.wfile.write(b"--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%s\r\n"
-                                 % (BOUNDARY, len(jpeg), jpeg))
-                self.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError):
-            return
+                # three writes straight to the socket: every viewer sends the one shared JPEG, never a copy
+                head = b"--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % (BOUNDARY, len(jpeg))
+                self.wfile.write(head)
+                self.wfile.write(jpeg)
+                self.wfile.write(b"\r\n")
+        except (ConnectionError, TimeoutError, socket.timeout) as exc:
+            log.debug("http: preview viewer %s left (%s)", self.address_string(), exc)
 
 
 class HttpServer(Sink):
@@ -203,7 +234,7 @@ class HttpServer(Sink):
         return cls(settings.listen, token=token, max_age=settings.max_age)
 
     def __init__(self, address: str = DEFAULT_HTTP, token: Optional[str] = None, max_age: float = 10.0,
-                 jpeg_quality: int = 80) -> None:
+                 jpeg_quality: int = 80, max_viewers: int = 8, recent: int = 10) -> None:
         self.host, self.port = parse_address(address)
         self.token = token or os.environ.get(TOKEN_ENV) or None
         if not is_loopback(self.host) and not self.token:
@@ -214,12 +245,18 @@ class HttpServer(Sink):
         self.registry = CollectorRegistry(auto_describe=False)
         self.latest_event: Optional[dict] = None
         self.started_monotonic = time.monotonic()
+        self.max_viewers = max_viewers
+        self.viewers = threading.BoundedSemaphore(max_viewers)
+        self.recent: deque = deque(maxlen=recent)  # the last events, newest first
+        self.latest_by_source: dict = {}
+        self.rates = InputRates()
         self._cond = threading.Condition()
-        self._frame: Optional[tuple[int, np.ndarray, Detections]] = None  # (seq, frame, detections): latest only
+        # latest (seq, frame, detections) per source, and under None the latest of any source; frames are not copied
+        self._frames: dict = {}
         self._seq = 0
         self._closing = False
         self._encode_lock = threading.Lock()
-        self._encoded: tuple[int, Optional[bytes]] = (0, None)
+        self._encoded: dict = {}  # source -> (seq, JPEG): viewers share one encoding per frame
         self._server: Optional[_Server] = None
 
     @property
@@ -240,7 +277,8 @@ class HttpServer(Sink):
             self._server = server_class((self.host, self.port), _Handler)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise SinkError(f"http: {self.host}:{self.port} is already in use; pick another --http HOST:PORT") from exc
+                raise SinkError(f"http: {self.host}:{self.port} is already in use; "
+                                "pick another --http HOST:PORT") from exc
             raise SinkError(f"http: cannot listen on {self.host}:{self.port}: {exc.strerror or exc}") from exc
         self._server.sink = self
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
@@ -251,26 +289,41 @@ class HttpServer(Sink):
         """Keep the event and (when given) the frame as the latest; nothing is encoded here."""
         with self._cond:
             self.latest_event = event
+            self.recent.appendleft(event)
+            self.latest_by_source[event.get("source")] = event
             if frame is not None:
                 self._seq += 1
-                self._frame = (self._seq, frame, detections)
+                self._frames[None] = self._frames[event.get("source")] = (self._seq, frame, detections)
                 self._cond.notify_all()
         self.counters.add("published")
 
-    def jpeg(self, after: int, wait: bool) -> tuple[int, Optional[bytes]]:
-        """(seq, annotated JPEG) of the latest frame newer than `after` (waiting for one if asked); None when none."""
+    def jpeg(self, after: int, wait: bool, source: Optional[str] = None) -> tuple[int, Optional[bytes]]:
+        """(seq, annotated JPEG) of the latest frame (of `source`, or of any source) newer than `after`, waiting for
+        one if asked; None when there is none. Encoded on demand: nothing is encoded while nobody looks."""
+        def newer() -> bool:
+            return (self._frames.get(source) or (0,))[0] > after
+
         with self._cond:
             if wait:
-                self._cond.wait_for(lambda: self._closing or self._seq > after)
-            if self._closing or self._frame is None or self._seq <= after:
+                self._cond.wait_for(lambda: self._closing or newer())
+            if self._closing or not newer():
                 return after, None
-            seq, frame, detections = self._frame
-        with self._encode_lock:  # viewers share one encoding per frame
-            if self._encoded[0] != seq:
+            seq, frame, detections = self._frames[source]
+        with self._encode_lock:
+            done = next((e for e in self._encoded.values() if e[0] == seq), None)  # maybe encoded under the other key
+            if done is None:
                 ok, buf = cv2.imencode(".jpg", draw_detections(frame, detections),
                                        [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
-                self._encoded = (seq, buf.tobytes() if ok else None)
-            return self._encoded
+                done = (seq, buf.tobytes() if ok else None)
+            self._encoded[source] = done
+            return done
+
+    def status_document(self) -> dict:
+        """The /api/status document (edge/schema/status.schema.json)."""
+        with self._cond:
+            events, latest = list(self.recent), dict(self.latest_by_source)
+        return status_document(self.status(), self.not_ready(), events, latest,
+                               time.monotonic() - self.started_monotonic, self.rates)
 
     def not_ready(self) -> list[str]:
         """Why the pipeline is not ready (empty when every source and the inference are fresh)."""
