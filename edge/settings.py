@@ -13,6 +13,7 @@ from typing import List, Optional
 from .backends import BACKENDS
 from .contract import FAMILIES
 from .errors import ConfigError
+from .track.zones import ANCHORS
 from .typed import spec
 
 NAME = r"[A-Za-z][\w-]*"
@@ -47,6 +48,28 @@ class ThresholdsConfig:
     multi_label: Optional[bool] = spec("allow several classes per anchor", None)
 
 
+ZONE_NAME = r"[A-Za-z0-9_][\w.-]*"
+
+
+@dataclass
+class ZoneConfig:
+    """A polygon zone: objects entering and leaving it are events, those inside are counted."""
+
+    name: str = spec("zone name in events and topics", pattern=ZONE_NAME)
+    points: List[List[float]] = spec("at least 3 [x, y] vertices in pixels, or all within 0..1 (fractions of the "
+                                     "frame); edges must not cross")
+    classes: List[str] = spec("class names counted (default: all)", default_factory=list)
+
+
+@dataclass
+class LineConfig:
+    """A counting line: objects crossing it from its left to its right (looking from point 1 to 2) count as in."""
+
+    name: str = spec("line name in events and topics", pattern=ZONE_NAME)
+    points: List[List[float]] = spec("2 [x, y] end points in pixels, or both within 0..1")
+    classes: List[str] = spec("class names counted (default: all)", default_factory=list)
+
+
 @dataclass
 class SourceConfig:
     """One frame source; several sources share the detector round-robin."""
@@ -56,8 +79,30 @@ class SourceConfig:
     name: Optional[str] = spec("source id in events and topics (default: derived from the URI)", None, pattern=NAME)
     width: Optional[int] = spec("capture width (cameras, synthetic)", None, minimum=1)
     height: Optional[int] = spec("capture height (cameras, synthetic)", None, minimum=1)
-    fps: Optional[float] = spec("capture frame rate (cameras, synthetic)", None, minimum=0.0)
+    fps: Optional[float] = spec("capture frame rate (cameras, synthetic)", None)
     fourcc: Optional[str] = spec("V4L2 pixel format, e.g. MJPG", None, pattern=r"[ -~]{4}")
+    zones: List[ZoneConfig] = spec("polygon zones (turn tracking on)", default_factory=list)
+    lines: List[LineConfig] = spec("counting lines (turn tracking on)", default_factory=list)
+
+
+@dataclass
+class TrackingConfig:
+    """Object tracking (ByteTrack-style) giving detections a track_id; zones and lines need it."""
+
+    enabled: Optional[bool] = spec("track objects (default: on when a source has zones or lines)", None)
+    frame_rate: Optional[float] = spec("frames per second the tracker assumes (default: the source's fps "
+                                       "setting, else 30)", None, exclusive_minimum=0.0)
+    high_thresh: float = spec("detections at least this confident are matched first", 0.5, minimum=0.0, maximum=1.0)
+    low_thresh: float = spec("weaker detections down to this score only keep existing tracks alive (needs conf at "
+                             "most this low)", 0.1, minimum=0.0, maximum=1.0)
+    new_track_thresh: float = spec("an unmatched detection this confident starts a track", 0.6, minimum=0.0,
+                                   maximum=1.0)
+    match_thresh: float = spec("largest 1 - IoU x score cost of a match", 0.9, minimum=0.0, maximum=1.0)
+    track_buffer: int = spec("frames (at 30 fps) a lost track may come back with its id", 30, minimum=0)
+    min_hits: int = spec("consecutive matched frames before a track gets an id", 2, minimum=1)
+    class_agnostic: bool = spec("match tracks across classes", True)
+    anchor: str = spec("box point tested against zones and lines", "bottom_center", choices=ANCHORS)
+    inertia: int = spec("consecutive frames inside (outside) a zone to enter (leave) it", 3, minimum=1)
 
 
 @dataclass
@@ -150,6 +195,7 @@ class Config:
     version: int = spec("config format version", 1, choices=(1,))
     thresholds: ThresholdsConfig = spec("post-processing thresholds", default_factory=ThresholdsConfig)
     pipeline: PipelineConfig = spec("frame scheduling", default_factory=PipelineConfig)
+    tracking: TrackingConfig = spec("object tracking, zones and lines", default_factory=TrackingConfig)
     sinks: SinksConfig = spec("event sinks", default_factory=SinksConfig)
     logging: LoggingConfig = spec("logging", default_factory=LoggingConfig)
 

@@ -158,7 +158,7 @@ def test_events_match_the_schema_and_the_frame(detector):
                                   "precision": events[0]["model"]["precision"], "version": None}
     assert set(events[0]["timings_ms"]) == {"preprocess", "inference", "postprocess", "capture_to_result"}
     assert events[0]["inferred_at"] >= events[0]["captured_at"]
-    bad = dict(events[0], schema_version=2)
+    bad = dict(events[0], schema_version=1)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, schema)
 
@@ -168,7 +168,7 @@ def test_status_snapshot_shape(detector):
     list(pipeline)
     status = pipeline.status()
     assert set(status) == {"model", "started_at", "inferred", "last_inference_at", "fps", "latency_ms", "sources", "sinks",
-                           "model_reloads"}
+                           "model_reloads", "analytics"}
     assert status["model_reloads"] == {"succeeded": 0, "failed": 0, "last_error": None}
     assert status["inferred"] == 4 and status["model"]["family"] == "yolo11"
     assert set(status["latency_ms"]) == {"capture_to_result", "preprocess", "inference", "postprocess"}
@@ -199,4 +199,4 @@ def test_edge_stream_generator(detector, tmp_path):
     stream = edge.stream(detector, "synthetic:32x32@0")
     first = next(stream)
     stream.close()  # breaking out stops capture and closes the source
-    assert first["source"] == "synthetic" and first["schema_version"] == 1
+    assert first["source"] == "synthetic" and first["schema_version"] == 2

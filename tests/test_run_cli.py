@@ -56,4 +56,4 @@ def test_signal_stops_cleanly(tmp_path, sig):
     rest, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert json.loads(first)["type"] == "detections" and f"{sig.name}: stopping" in err
-    assert all(json.loads(line)["schema_version"] == 1 for line in rest.splitlines())
+    assert all(json.loads(line)["schema_version"] == 2 for line in rest.splitlines())

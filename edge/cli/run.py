@@ -4,10 +4,12 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+from typing import Optional
 
 from ..errors import ConfigError
 from ..settings import Config
 from ..stream.sources import split_name
+from ..track import parse_line, parse_zone
 from .flags import flag_error, given, lay_over, model_flags, setting
 
 log = logging.getLogger("edge")
@@ -44,6 +46,14 @@ def add_run_parser(sub) -> None:
     setting(g, "--webhook-timeout", "sinks.webhook.timeout", metavar="S")
     setting(g, "--webhook-retries", "sinks.webhook.retries", metavar="N")
     setting(g, "--sink-queue", "sinks.queue", metavar="N")
+    a = p.add_argument_group("tracking, zones and lines")
+    setting(a, "--track", "tracking.enabled", help="track objects: detections get a track_id (on with any --zone or "
+            "--line; --no-track turns it off)")
+    a.add_argument("--zone", action="append", default=[], metavar="[SOURCE/]NAME=x1,y1,x2,y2,x3,y3,...[:CLASSES]",
+                   help="polygon zone (pixels, or all within 0..1), optionally only these comma-separated classes; "
+                        "added to every source, or to SOURCE only; repeatable")
+    a.add_argument("--line", action="append", default=[], metavar="[SOURCE/]NAME=x1,y1,x2,y2[:CLASSES]",
+                   help="counting line; crossing from its left to its right (looking from point 1 to 2) counts as in")
     p.set_defaults(func=functools.partial(cmd_run, parser=p))
 
 
@@ -54,16 +64,46 @@ def cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     if args.config is None and ("model.path" not in given(args) or not args.source):
         parser.error("--model and --source are required (or a --config FILE)")
+    args.areas, args.area_paths = area_flags(args, parser), {}
     resolve = functools.partial(run_config, args)
     try:
         config = resolve()
+        daemon = Daemon(config, resolve, debug=args.debug)  # checks zone and line classes against the model's
     except ConfigError as e:
-        wrong_flag = flag_error(e, given(args))
+        wrong_flag = flag_error(e, given(args)) or area_flag_error(e, args.area_paths)
         if wrong_flag:
             parser.error(wrong_flag)
         log.error("error: %s", e)
         return EX_CONFIG
-    return Daemon(config, resolve, debug=args.debug).run()
+    return daemon.run()
+
+
+def area_flags(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list:
+    """[(source name or None, "zones"/"lines", flag text, {name, points, classes})] of --zone/--line; usage error
+    when one is malformed."""
+    out = []
+    for flag, kind, parse in (("--zone", "zones", parse_zone), ("--line", "lines", parse_line)):
+        for text in getattr(args, flag[2:]):
+            head, _, _ = text.partition("=")
+            source, slash, _ = head.rpartition("/")
+            try:
+                area = parse(text[len(source) + len(slash):])
+            except ValueError as e:
+                parser.error(f"{flag} {text}: {e}")
+            out.append((source or None, kind, f"{flag} {text}",
+                        {"name": area.name, "points": [list(p) for p in area.points], "classes": list(area.classes)}))
+    return out
+
+
+def area_flag_error(error: ConfigError, paths: dict) -> Optional[str]:
+    """`--zone door=...: unknown class 'x' ...` when a zone or line from a flag caused the error."""
+    text = str(error)
+    if text.startswith(("--zone ", "--line ")):
+        return text
+    for path, flag in paths.items():
+        if text.startswith(path + ".") or text.startswith(path + ":"):
+            return f"{flag}:{text.split(':', 1)[1]}"
+    return None
 
 
 def run_config(args: argparse.Namespace) -> Config:
@@ -74,9 +114,26 @@ def run_config(args: argparse.Namespace) -> Config:
     if args.source:
         data["sources"] = [{"uri": uri, **({"name": name} if name else {})} for name, uri in map(split_name, args.source)]
     lay_over(data, given(args))
+    args.area_paths = add_areas(data, getattr(args, "areas", []))
     try:
         return parse(data)
     except ConfigError as e:
         raise ConfigError(f"{args.config}: {e}" if args.config and not flag_error(e, given(args)) else str(e)) from None
 
 
+
+
+def add_areas(data: dict, areas: list) -> dict:
+    """Append the --zone/--line areas to their sources in the config data; returns {key path: flag} of each."""
+    paths = {}
+    sources = [s for s in data.get("sources") or [] if isinstance(s, dict)]
+    names = [s.get("name") for s in sources]
+    for source, kind, flag, area in areas:
+        if source is not None and source not in names:
+            raise ConfigError(f"{flag}: no source named {source!r}; name it: --source {source}=URI")
+        for i, item in enumerate(sources):
+            if source is None or names[i] == source:
+                item.setdefault(kind, [])
+                paths[f"sources[{i}].{kind}[{len(item[kind])}]"] = flag
+                item[kind].append(dict(area))
+    return paths

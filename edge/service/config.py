@@ -25,6 +25,7 @@ from typing import List, Optional
 from ..errors import ConfigError
 from ..schema import schema_path
 from ..settings import Config
+from ..stream.analytics import check as check_analytics
 from ..typed import ValidationError, build, schema
 
 EX_CONFIG = 78
@@ -43,6 +44,7 @@ def parse(data: object) -> Config:
     for i, name in enumerate(names):
         if name in names[:i]:
             raise ConfigError(f"sources: name {name!r} is used twice")
+    check_analytics(config)
     mqtt, http = config.sinks.mqtt, config.sinks.http
     if mqtt and mqtt.password_env and mqtt.password_credential:
         raise ConfigError("sinks.mqtt: set password_env or password_credential, not both")

@@ -21,6 +21,7 @@ from ..detections import Detections
 from ..detector import load_detector
 from ..errors import ModelError, SinkError
 from ..settings import Config, HttpConfig
+from ..stream.analytics import source_analytics
 from ..stream.pipeline import Pipeline
 from ..stream.sinks import open_sinks
 from ..stream.sources import open_source
@@ -54,7 +55,7 @@ def apply_log_level(config: Config, debug: bool) -> None:
         logging.getLogger().setLevel(config.logging.level.upper())
 
 
-RESTART_SECTIONS = ("sources", "pipeline", "sinks")
+RESTART_SECTIONS = ("sources", "pipeline", "sinks", "tracking")
 
 
 class Daemon:
@@ -68,7 +69,8 @@ class Daemon:
         sinks = open_sinks(config.sinks)
         if config.sinks.http is not None:
             sinks.append(open_server(config.sinks.http))
-        self.pipeline = Pipeline(detector, open_sources(config, detector), sinks, **vars(config.pipeline))
+        self.pipeline = Pipeline(detector, open_sources(config, detector), sinks, **vars(config.pipeline),
+                                 analytics=source_analytics(config, detector.names))
         self.notifier = Notifier()
         self._hup = threading.Event()
         self._reload: Optional[threading.Thread] = None

@@ -1,4 +1,5 @@
-"""The one versioned event per inferred frame that every sink sends (schema: edge/schema/event.schema.json)."""
+"""The versioned events every sink sends (schema: edge/schema/event.schema.json): one per inferred frame, plus
+zone and line events when the source has zones or lines."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,7 @@ from ..detections import Detections
 from ..schema import schema_path
 from .sources import Frame
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: detections gain track_id (tracking on) and counts; zone_enter/zone_exit/line_cross
 SCHEMA_PATH = schema_path("event")
 
 
@@ -25,14 +26,15 @@ def model_identity(detector) -> dict:
             "version": None if version is None else str(version)}
 
 
-def detections_event(frame: Frame, detections: Detections, model: dict, timings_ms: dict, inferred_at: float) -> dict:
-    """The JSON-ready event for one inferred frame."""
+def detections_event(frame: Frame, detections: Detections, model: dict, timings_ms: dict, inferred_at: float,
+                     counts: Optional[dict] = None) -> dict:
+    """The JSON-ready event for one inferred frame; `counts` (zones and lines now) when the source has any."""
     height, width = frame.image.shape[:2]
     scale = [1.0 / width, 1.0 / height, 1.0 / width, 1.0 / height]
     items = detections.to_list()
     for item in items:
         item["box_norm"] = [round(min(max(v * s, 0.0), 1.0), 6) for v, s in zip(item["box"], scale)]
-    return {
+    event = {
         "schema_version": SCHEMA_VERSION,
         "type": "detections",
         "source": frame.source_id,
@@ -44,6 +46,19 @@ def detections_event(frame: Frame, detections: Detections, model: dict, timings_
         "detections": items,
         "timings_ms": {k: round(float(v), 3) for k, v in timings_ms.items()},
     }
+    if counts is not None:
+        event["counts"] = counts
+    return event
+
+
+def analytics_event(source: str, seq: int, raw: dict) -> dict:
+    """A zone_enter / zone_exit / line_cross event from what edge.track.Analytics.update returned."""
+    event = {"schema_version": SCHEMA_VERSION, "type": raw["type"], "source": source, "seq": int(seq)}
+    event.update((k, v) for k, v in raw.items() if k not in ("type", "time", "dwell_s"))
+    event["time"] = round(raw["time"], 6)
+    if "dwell_s" in raw:
+        event["dwell_s"] = round(raw["dwell_s"], 3)
+    return event
 
 
 def load_schema(path: Optional[str] = None) -> dict:

@@ -45,10 +45,10 @@ class SinkHandle:
         self.published = self.failed = 0
         self._last_log = 0.0
 
-    def publish(self, event: dict, frame: Frame, detections) -> None:
-        """Hand the event to the sink."""
+    def publish(self, event: dict, frame: Optional[Frame], detections) -> None:
+        """Hand the event to the sink (zone and line events come without a frame)."""
         try:
-            self.sink.publish(event, frame.image, detections)
+            self.sink.publish(event, None if frame is None else frame.image, detections)
             self.published += 1
         except Exception as e:
             self.failed += 1
@@ -68,11 +68,14 @@ class Pipeline:
 
     def __init__(self, detector, sources: Sequence[Source], sinks: Sequence[Sink] = (), *, all_frames: bool = False,
                  every: int = 1, max_fps: Optional[float] = None, drop: Optional[str] = None, queue_size: int = 8,
-                 max_frames: Optional[int] = None, backoff: tuple = (0.5, 10.0), window: int = 512):
+                 max_frames: Optional[int] = None, backoff: tuple = (0.5, 10.0), window: int = 512,
+                 analytics: Sequence = ()):
+        """analytics: a SourceAnalytics (edge/stream/analytics.py) or None per source, in the order of sources."""
         if not sources:
             raise ValueError("a pipeline needs at least one source")
         self.detector, self.sources = detector, list(sources)
         _unique_ids(self.sources)
+        self.analytics = {s.id: a for s, a in zip(self.sources, analytics) if a is not None}
         self.sinks = [SinkHandle(s, _unique(getattr(s, "name", "sink"), i, sinks)) for i, s in enumerate(sinks)]
         self.every, self.max_frames = max(1, int(every)), max_frames
         self.min_period = 1.0 / max_fps if max_fps else 0.0
@@ -194,9 +197,15 @@ class Pipeline:
         self._done_times.append(done)
         self.inferred += 1
         worker.stats.inferred += 1
-        event = detections_event(frame, detections, self.model, timings, done)
+        area_events: list = []
+        tracking = self.analytics.get(frame.source_id)
+        if tracking is not None:
+            detections, area_events = tracking(frame, detections)
+        event = detections_event(frame, detections, self.model, timings, done, tracking and tracking.counts)
         for handle in self.sinks:
             handle.publish(event, frame, detections)
+            for area_event in area_events:
+                handle.publish(area_event, None, detections)
         return event
 
     def status(self) -> dict:
@@ -213,6 +222,7 @@ class Pipeline:
             "sources": {w.source.id: w.stats.snapshot() for w in self.workers},
             "sinks": {h.name: h.stats() for h in self.sinks},
             "model_reloads": dict(self.reloads),
+            "analytics": {sid: a.status() for sid, a in self.analytics.items()},
         }
 
     def _shutdown(self, timeout: float = 5.0) -> None:
