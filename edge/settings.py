@@ -129,7 +129,8 @@ class JsonlConfig:
 
 @dataclass
 class MqttConfig:
-    """Events to an MQTT broker, topics PREFIX/SOURCE/events and PREFIX/availability."""
+    """Events to an MQTT broker: PREFIX/SOURCE/events, PREFIX/SOURCE/zones/NAME, PREFIX/SOURCE/lines/NAME,
+    PREFIX/SOURCE/counts (retained) and PREFIX/availability."""
 
     url: str = spec("mqtt://host[:port] or mqtts://host[:port]", pattern=r"mqtts?://[^/\s]+/?")
     qos: int = spec("MQTT QoS", 1, choices=(0, 1, 2))

@@ -36,7 +36,7 @@ def test_edge_demo_detects_every_demo_class_and_writes_videos(tmp_path):
 def test_edge_demo_prints_a_summary(tmp_path):
     result = edge("demo", "--out", str(tmp_path), "--frames", "2")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("frame   0: ") and "2 frames; detections per class: circle " in result.stdout
+    assert result.stdout.startswith("frame   0: ") and "2 frames; tracked detections per class: circle " in result.stdout
 
 
 def test_demo_model_map_on_fresh_synthetic_images_through_edge_eval(tmp_path):

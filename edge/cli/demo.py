@@ -6,7 +6,7 @@ import json
 import os
 import time
 from collections import Counter
-from typing import Optional
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -15,10 +15,14 @@ from ..demo import BUNDLE
 from ..draw import draw_detections
 from ..errors import EdgeError
 from ..scene import CLASSES, demo_frame
+from ..settings import TrackingConfig
+from ..stream.analytics import SourceAnalytics
 from ..stream.sinks.base import Sink
 from ..stream.sources import Frame, Source
+from ..track import parse_line, parse_zone
 
 WIDTH, HEIGHT, FPS = 640, 480, 12
+DEFAULT_LINE = f"middle=0,{HEIGHT // 2},{WIDTH},{HEIGHT // 2}"
 
 
 def add_demo_parser(sub) -> None:
@@ -30,22 +34,26 @@ def add_demo_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="one event JSON object per frame on stdout")
     p.add_argument("--http", metavar="HOST:PORT", help="serve the web page and previews (e.g. 127.0.0.1:8080) and "
                    "loop the scene live until Ctrl-C (or --frames when given)")
+    p.add_argument("--line", action="append", type=parse_line, metavar="NAME=x1,y1,x2,y2[:CLASSES]",
+                   help=f"counting line(s) drawn and counted (default {DEFAULT_LINE})")
+    p.add_argument("--zone", action="append", type=parse_zone, default=[], metavar="NAME=x1,y1,x2,y2,x3,y3,...",
+                   help="zone(s) drawn and counted")
     p.set_defaults(func=cmd_demo)
 
 
 class VideoSink(Sink):
-    """Writes every published frame, annotated with its detections, to an MJPG .avi file."""
+    """Writes every published frame, annotated with its detections (and zones and lines), to an MJPG .avi file."""
 
     name = "video"
 
-    def __init__(self, path: str, size: tuple, fps: float = FPS):
-        self.path = path
+    def __init__(self, path: str, size: tuple, fps: float = FPS, zones: Sequence = (), lines: Sequence = ()):
+        self.path, self.zones, self.lines = path, zones, lines
         self.writer = _writer(path, size, fps)
 
     def publish(self, event: dict, frame: Optional[np.ndarray], detections) -> None:
         """Draw and append the frame."""
         if frame is not None:
-            self.writer.write(draw_detections(frame, detections))
+            self.writer.write(draw_detections(frame, detections, self.zones, self.lines))
 
     def close(self, timeout: float = 5.0) -> None:
         """Finish the file."""
@@ -104,7 +112,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     length = max(1, args.frames or 36)
     sample = write_sample(os.path.join(args.out, "sample.avi"), length)
     detector = Detector.load(BUNDLE, conf=args.conf, multi_label=False, agnostic=True)  # one label per object
-    sink = VideoSink(os.path.join(args.out, "annotated.avi"), (WIDTH, HEIGHT))
+    lines = args.line or [parse_line(DEFAULT_LINE)]
+    tracking = SourceAnalytics(TrackingConfig(), args.zone, lines, frame_rate=FPS)
+    sink = VideoSink(os.path.join(args.out, "annotated.avi"), (WIDTH, HEIGHT), zones=args.zone, lines=lines)
     sinks: list = [sink]
     source = sample
     if args.http:
@@ -116,18 +126,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     counts: Counter = Counter()
     frames = 0
     try:
-        events = stream(detector, source, all_frames=True, sinks=sinks)
+        events = stream(detector, source, all_frames=True, sinks=sinks, analytics=[tracking])
         for event in events:
             frames += 1
             counts.update(d["name"] for d in event["detections"])
             if args.json:
                 print(json.dumps(event), flush=True)
             else:
-                found = ", ".join(f"{d['name']} {d['score']:.2f}" for d in event["detections"]) or "no detections"
-                print(f"frame {event['seq']:3d}: {found}", flush=True)
+                found = ", ".join(f"#{d['track_id']} {d['name']} {d['score']:.2f}" for d in event["detections"])
+                print(f"frame {event['seq']:3d}: {found or 'no tracked objects'}", flush=True)
     except KeyboardInterrupt:
         events.close()  # stops the pipeline and closes the sinks
     if not args.json:
         per_class = ", ".join(f"{n} {counts[n]}" for n in CLASSES)
-        print(f"{frames} frames; detections per class: {per_class}\nsample video {sample}\nannotated video {sink.path}")
+        print(f"{frames} frames; tracked detections per class: {per_class}")
+        for name, c in tracking.counts["lines"].items():
+            print(f"line {name}: {c['in']} in, {c['out']} out")
+        for name, c in tracking.counts["zones"].items():
+            print(f"zone {name}: {c['count']} inside now")
+        print(f"sample video {sample}\nannotated video {sink.path}")
     return 0

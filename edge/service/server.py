@@ -110,8 +110,27 @@ class _StatusCollector:
                 if quantiles.get(key) is not None:
                     latency.add_sample("edge_latency_seconds", {"stage": stage, "quantile": q}, quantiles[key] / 1e3)
         yield latency
+        yield from _analytics_metrics(s.get("analytics") or {})
         model = s.get("model") or {}
         yield InfoMetricFamily("edge_model", "The model being run", value={k: str(v) for k, v in model.items()})
+
+
+def _analytics_metrics(analytics: dict) -> Iterator[Metric]:
+    """Line crossings, zone occupancy and active tracks per source (sources with tracking on)."""
+    crossings = CounterMetricFamily("edge_line_crossings", "Objects that crossed a counting line",
+                                    labels=["source", "line", "direction", "class"])
+    occupancy = GaugeMetricFamily("edge_zone_objects", "Objects in a zone now", labels=["source", "zone", "class"])
+    tracks = GaugeMetricFamily("edge_tracks_active", "Tracked objects in the latest frame", labels=["source"])
+    for sid, a in analytics.items():
+        tracks.add_metric([str(sid)], a["tracks_active"])
+        for line, counts in a["lines"].items():
+            for name, per_class in counts["classes"].items():
+                for direction in ("in", "out"):
+                    crossings.add_metric([str(sid), line, direction, name], per_class[direction])
+        for zone, counts in a["zones"].items():
+            for name, n in counts["classes"].items():
+                occupancy.add_metric([str(sid), zone, name], n)
+    yield from (crossings, occupancy, tracks)
 
 
 def _age(stamp: Optional[float], now: float) -> Optional[float]:
@@ -288,9 +307,10 @@ class HttpServer(Sink):
     def publish(self, event: dict, frame: Optional[np.ndarray], detections: Detections) -> None:
         """Keep the event and (when given) the frame as the latest; nothing is encoded here."""
         with self._cond:
-            self.latest_event = event
             self.recent.appendleft(event)
-            self.latest_by_source[event.get("source")] = event
+            if event.get("type") == "detections":  # /latest: the latest frame's event (with counts), not a zone's
+                self.latest_event = event
+                self.latest_by_source[event.get("source")] = event
             if frame is not None:
                 self._seq += 1
                 self._frames[None] = self._frames[event.get("source")] = (self._seq, frame, detections)

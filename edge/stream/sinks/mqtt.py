@@ -25,7 +25,11 @@ def _topic_level(source: object) -> str:
 
 
 class MqttSink(QueuedSink):
-    """Publishes each event to {prefix}/{source}/events; {prefix}/availability is retained 'online' / will 'offline'."""
+    """Publishes each event to {prefix}/{source}/events; {prefix}/availability is retained 'online' / will 'offline'.
+
+    Zone events go to {prefix}/{source}/zones/{zone}, line crossings to {prefix}/{source}/lines/{line}, and the
+    current zone and line counts, retained, to {prefix}/{source}/counts whenever they change.
+    """
 
     name = "mqtt"
 
@@ -66,6 +70,7 @@ class MqttSink(QueuedSink):
         self._answered = threading.Event()  # the first CONNACK arrived
         self._refused: Optional[str] = None  # why the broker refused the last connection attempt
         self._closed = False
+        self._counts: dict = {}  # source topic -> the counts last published there
 
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
                              client_id=client_id or f"edge-{socket.gethostname()}-{os.getpid()}")
@@ -133,19 +138,32 @@ class MqttSink(QueuedSink):
         super().start(status)
 
     def _deliver(self, event: dict) -> None:
-        topic = f"{self.prefix}/{_topic_level(event.get('source'))}/events"
-        payload = encode_event(event)
+        source = f"{self.prefix}/{_topic_level(event.get('source'))}"
+        kind = event.get("type")
+        if kind in ("zone_enter", "zone_exit"):
+            topic = f"{source}/zones/{_topic_level(event.get('zone'))}"
+        elif kind == "line_cross":
+            topic = f"{source}/lines/{_topic_level(event.get('line'))}"
+        else:
+            topic = f"{source}/events"
+        self.counters.add("published" if self._send(topic, encode_event(event)) else "dropped")
+        counts = event.get("counts")
+        if counts is not None and self._counts.get(source) != counts:  # retained, and only when they change
+            if self._send(f"{source}/counts", encode_event(counts), retain=True):
+                self._counts[source] = counts
+
+    def _send(self, topic: str, payload: str, retain: bool = False) -> bool:
+        """Publish, waiting out a full paho store or a dropped link; False when close() gave up."""
         while not self._abort.is_set():
             if not self._connected.wait(0.5):
                 continue
-            rc = self._client.publish(topic, payload, qos=self.qos).rc
+            rc = self._client.publish(topic, payload, qos=self.qos, retain=retain).rc
             if rc == mqtt.MQTT_ERR_SUCCESS or (rc == mqtt.MQTT_ERR_NO_CONN and self.qos > 0):  # QoS>0: paho resends
-                self.counters.add("published")
-                return
+                return True
             if rc not in (mqtt.MQTT_ERR_QUEUE_SIZE, mqtt.MQTT_ERR_NO_CONN):
                 raise SinkError(f"mqtt: publish to {topic} failed: {mqtt.error_string(rc)}")
             self._abort.wait(0.05)  # paho's store of unacknowledged messages is full, or the link just dropped
-        self.counters.add("dropped")
+        return False
 
     def close(self, timeout: float = 5.0) -> None:
         """Publish what is queued, mark the availability topic 'offline', disconnect."""
