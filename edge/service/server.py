@@ -307,9 +307,9 @@ class HttpServer(Sink):
     def publish(self, event: dict, frame: Optional[np.ndarray], detections: Detections) -> None:
         """Keep the event and (when given) the frame as the latest; nothing is encoded here."""
         with self._cond:
-            self.recent.appendleft(event)
-            if event.get("type") == "detections":  # /latest: the latest frame's event (with counts), not a zone's
+            if event.get("type") == "detections":  # frame events only: zone and line events have their own topics
                 self.latest_event = event
+                self.recent.appendleft(event)
                 self.latest_by_source[event.get("source")] = event
             if frame is not None:
                 self._seq += 1
