@@ -6,3 +6,7 @@ class ConvertError(Exception):
 
 
 INSTALL_HINT = "pip install 'edge[convert]'"
+
+from .api import ConvertOptions, ConvertResult, convert  # noqa: E402  (api imports ConvertError from here)
+
+__all__ = ["ConvertError", "ConvertOptions", "ConvertResult", "INSTALL_HINT", "convert"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Optional
+from typing import Callable, Optional, cast
 
 import numpy as np
 
@@ -13,6 +13,8 @@ from edge.bundle import read_bundle
 from edge.contract import Contract
 from edge.errors import EdgeError
 from edge.evaluate import coco_map, evaluate
+from edge.images import list_images
+from edge.progress import Progress
 
 from . import ConvertError
 from .calibration import evenly
@@ -22,13 +24,13 @@ WORST_CLASSES = 5
 BENCH_RUNS = 30
 
 
-def measure(model: str, contract: Contract, images: str, annotations: str) -> dict:
+def measure(model: str, contract: Contract, images: str, annotations: str, label: Optional[str] = None) -> dict:
     """mAP50-95/mAP50 (COCO metric, Ultralytics val thresholds), per-class AP, latency and size of one model."""
-    known = {"family": contract.family, "names": contract.names}
     try:
-        detector = Detector.load(model, conf=0.001, iou=0.7, multi_label=True, **known)
-        result = evaluate(detector, images, annotations)
-        timing = bench(model, runs=BENCH_RUNS, warmup=3, **known)
+        detector = Detector.load(model, family=contract.family, names=contract.names, conf=0.001, iou=0.7,
+                                 multi_label=True)
+        result = evaluate_with_progress(detector, images, annotations, label or os.path.basename(model))
+        timing = bench(model, runs=BENCH_RUNS, warmup=3, family=contract.family, names=contract.names)
     except EdgeError as e:
         raise ConvertError(f"--val: cannot evaluate {model}: {e}") from None
     path = read_bundle(model).model_path if os.path.isdir(model) else model
@@ -42,9 +44,29 @@ def map_scorer(fp32_path: str, contract: Contract, images: str, annotations: str
     def score(path: str) -> float:
         detector = Detector.load(path, family=contract.family, names=contract.names, conf=0.001, iou=0.7,
                                  multi_label=True)
-        return evaluate(detector, images, annotations)["map50_95"]
+        return evaluate_with_progress(detector, images, annotations, os.path.basename(path))["map50_95"]
 
     return score(fp32_path), score
+
+
+def evaluate_with_progress(detector: Detector, images: str, annotations: str, label: str) -> dict:
+    """edge.evaluate.evaluate, counting the images on a Progress (total: the images in the folder)."""
+    with Progress(f"validation {label}", len(list_images(images))) as progress:
+        return evaluate(cast(Detector, _Counting(detector, progress.update)), images, annotations)
+
+
+class _Counting:
+    """A Detector that calls `tick` for every frame it runs on; all else is the detector's."""
+
+    def __init__(self, detector: Detector, tick: Callable[[], None]):
+        self._detector, self._tick = detector, tick
+
+    def __call__(self, frame: np.ndarray):
+        self._tick()
+        return self._detector(frame)
+
+    def __getattr__(self, name: str):
+        return getattr(self._detector, name)
 
 
 def agreement_scorer(fp32_path: str, contract: Contract, tensors: np.ndarray, count: int = 32) -> tuple:
@@ -55,7 +77,7 @@ def agreement_scorer(fp32_path: str, contract: Contract, tensors: np.ndarray, co
     """
     tensors = tensors[evenly(len(tensors), count)]
     reference = Detector.load(fp32_path, family=contract.family, names=contract.names, conf=0.25)
-    annotations = []
+    annotations: list = []
     for image_id, tensor in enumerate(tensors, 1):
         for box, cls in zip(*_detect(reference, tensor)[::2]):
             x1, y1, x2, y2 = map(float, box)
@@ -99,7 +121,8 @@ def accuracy_report(artifact: dict, reference: dict, max_drop: Optional[float], 
         "drop": {"map50_95": drop, "map50": round(reference["map50"] - artifact["map50"], 2)},
         "worst_classes": [{"name": name, "drop": d, "fp32": reference["per_class"][name]} for name, d in worst],
         "latency_ms": artifact["latency_ms"], "size_mb": artifact["size_mb"],
-        "speedup_vs_fp32": round(reference["latency_ms"] / artifact["latency_ms"], 2) if artifact["latency_ms"] else None,
+        "speedup_vs_fp32": round(reference["latency_ms"] / artifact["latency_ms"], 2) if artifact["latency_ms"]
+        else None,
         "max_drop": max_drop, "within_max_drop": max_drop is None or drop <= max_drop,
         **(notes or {}),
     }
@@ -117,11 +140,12 @@ def write_report(bundle_dir: str, report: dict) -> str:
 def format_report(target: str, report: dict) -> str:
     """The report as a short table for the terminal."""
     fp32 = report["fp32"]
-    lines = [f"{'model':<14}{'mAP50-95':>10}{'mAP50':>8}{'latency ms':>12}{'size MB':>9}",
-             f"{'fp32 source':<14}{fp32['map50_95']:>10.2f}{fp32['map50']:>8.2f}{fp32['latency_ms']:>12.1f}{fp32['size_mb']:>9.2f}",
-             f"{target:<14}{report['map50_95']:>10.2f}{report['map50']:>8.2f}{report['latency_ms']:>12.1f}{report['size_mb']:>9.2f}",
-             f"drop {report['drop']['map50_95']:.2f} mAP50-95 on {report['images']} images "
-             f"(max {report['max_drop'] if report['max_drop'] is not None else 'not set'})"]
+    lines = [f"{'model':<14}{'mAP50-95':>10}{'mAP50':>8}{'latency ms':>12}{'size MB':>9}"]
+    for name, row in (("fp32 source", fp32), (target, report)):
+        lines.append(f"{name:<14}{row['map50_95']:>10.2f}{row['map50']:>8.2f}{row['latency_ms']:>12.1f}"
+                     f"{row['size_mb']:>9.2f}")
+    lines.append(f"drop {report['drop']['map50_95']:.2f} mAP50-95 on {report['images']} images "
+                 f"(max {report['max_drop'] if report['max_drop'] is not None else 'not set'})")
     if report["worst_classes"]:
         lines.append("worst classes: " + ", ".join(f"{c['name']} -{c['drop']:.1f}" for c in report["worst_classes"]))
     if report.get("kept_float"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
+from typing import Iterator, Tuple
 
 import cv2
 import numpy as np
@@ -16,6 +17,7 @@ from edge.contract import InputSpec
 from edge.errors import EdgeError
 from edge.images import list_images
 from edge.preprocess import Preprocessor
+from edge.progress import Progress
 
 from . import ConvertError
 
@@ -33,6 +35,7 @@ class CalibrationSet:
     tensors: np.ndarray
     sources: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
+    origin: str = ""  # the folder or video they were read from
 
     def __len__(self) -> int:
         return len(self.tensors)
@@ -45,24 +48,27 @@ def evenly(n_available: int, count: int) -> list:
     return sorted({int(i) for i in np.linspace(0, n_available - 1, count).round()})
 
 
-def load_calibration(source: str, spec: InputSpec, count: int = DEFAULT_COUNT, minimum: int = MINIMUM) -> CalibrationSet:
+def load_calibration(source: str, spec: InputSpec, count: int = DEFAULT_COUNT,
+                     minimum: int = MINIMUM) -> CalibrationSet:
     """Read up to `count` frames from an image folder or a video file and pre-process them for `spec`."""
     if count < 1:
         raise ConvertError(f"--calib-count must be at least 1, got {count}")
     if os.path.isdir(source):
-        frames = _folder_frames(source, count)
+        total, frames = _folder_frames(source, count)
     elif os.path.isfile(source) and source.lower().endswith(VIDEO_EXTENSIONS):
-        frames = _video_frames(source, count)
+        total, frames = _video_frames(source, count)
     else:
         raise ConvertError(f"--calib {source}: not an image folder or a video file ({', '.join(VIDEO_EXTENSIONS)})")
     preprocess = Preprocessor(spec)
     tensors, sources, skipped = [], [], []
-    for name, frame in frames:
-        if frame is None:
-            skipped.append(name)
-            continue
-        tensors.append(preprocess(frame)[0][0].copy())
-        sources.append(name)
+    with Progress("calibration images", total) as progress:
+        for name, frame in frames:
+            progress.update()
+            if frame is None:
+                skipped.append(name)
+                continue
+            tensors.append(preprocess(frame)[0][0].copy())
+            sources.append(name)
     if skipped:
         log.warning("calibration: skipped %d file(s) that do not decode, first: %s", len(skipped), skipped[0])
     if not tensors:
@@ -71,29 +77,35 @@ def load_calibration(source: str, spec: InputSpec, count: int = DEFAULT_COUNT, m
         log.warning("calibration: only %d image(s) from %s (at least %d recommended); int8 scales may be poor",
                     len(tensors), source, minimum)
     log.info("calibration: %d image(s) from %s", len(tensors), source)
-    return CalibrationSet(np.stack(tensors), sources, skipped)
+    return CalibrationSet(np.stack(tensors), sources, skipped, source)
 
 
-def _folder_frames(folder: str, count: int) -> list:
+def _folder_frames(folder: str, count: int) -> Tuple[int, Iterator[tuple]]:
+    """(number of images, (name, image or None) read one at a time)."""
     try:
         files = list_images(folder)
     except EdgeError as e:
         raise ConvertError(f"--calib {e}") from None
     chosen = [files[i] for i in evenly(len(files), count)]
-    return [(os.path.basename(path), cv2.imread(path, cv2.IMREAD_COLOR)) for path in chosen]
+    return len(chosen), ((os.path.basename(path), cv2.imread(path, cv2.IMREAD_COLOR)) for path in chosen)
 
 
-def _video_frames(path: str, count: int) -> list:
+def _video_frames(path: str, count: int) -> Tuple[int, Iterator[tuple]]:
+    """(number of frames, (name, frame or None) read one at a time); the video is closed after the last."""
     capture = cv2.VideoCapture(path)
-    try:
-        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        if not capture.isOpened() or total <= 0:
-            raise ConvertError(f"--calib {path}: OpenCV cannot read this video")
-        frames = []
-        for index in evenly(total, count):
-            capture.set(cv2.CAP_PROP_POS_FRAMES, index)
-            ok, frame = capture.read()
-            frames.append((f"{os.path.basename(path)}#{index}", frame if ok else None))
-        return frames
-    finally:
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    if not capture.isOpened() or total <= 0:
         capture.release()
+        raise ConvertError(f"--calib {path}: OpenCV cannot read this video")
+    indices = evenly(total, count)
+
+    def frames() -> Iterator[tuple]:
+        try:
+            for index in indices:
+                capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+                ok, frame = capture.read()
+                yield f"{os.path.basename(path)}#{index}", frame if ok else None
+        finally:
+            capture.release()
+
+    return len(indices), frames()

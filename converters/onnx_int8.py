@@ -17,6 +17,8 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from edge.progress import Progress
+
 from . import INSTALL_HINT, ConvertError
 from .calibration import evenly
 
@@ -147,21 +149,27 @@ class OnnxInt8Quantizer:
         q = self._q
         methods = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy,
                    "percentile": q.CalibrationMethod.Percentile}
-        q.quantize_static(
-            self.fp32_path, out_path, _Reader(self.calibration, self.input_name, q.CalibrationDataReader),
-            quant_format=q.QuantFormat.QDQ, per_channel=True,
-            activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
-            nodes_to_quantize=[n for layer in only for n in self.groups[layer]] if only is not None else None,
-            nodes_to_exclude=list(self.tail) + [n for layer in keep_float for n in self.groups[layer]],
-            calibrate_method=methods[self.method],
-            # Collect in chunks: histogram calibrators otherwise hold every intermediate tensor of every image
-            # (112 images at 640 exhausted 24 GB here). ORT requires the chunk to divide the image count.
-            # A Conv's output is quantized only where its consumer is: the head's last convs feed the float
-            # decode directly (YOLO11n/COCO: 42.46 -> 42.76 mAP50-95 with this).
-            extra_options={"WeightSymmetric": True, "ActivationSymmetric": False,
-                           "OpTypesToExcludeOutputQuantization": ["Conv"],
-                           "CalibStridedMinMax": _chunk(len(self.calibration))},
-            calibration_cache_path=self._cache)
+        # Only the first model calibrates (later ones read the cached ranges): only it shows progress.
+        progress = None if os.path.exists(self._cache) else Progress("calibration ranges", len(self.calibration))
+        try:
+            q.quantize_static(
+                self.fp32_path, out_path, _Reader(self.calibration, self.input_name, q.CalibrationDataReader, progress),
+                quant_format=q.QuantFormat.QDQ, per_channel=True,
+                activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8,
+                nodes_to_quantize=[n for layer in only for n in self.groups[layer]] if only is not None else None,
+                nodes_to_exclude=list(self.tail) + [n for layer in keep_float for n in self.groups[layer]],
+                calibrate_method=methods[self.method],
+                # Collect in chunks: histogram calibrators otherwise hold every intermediate tensor of every image
+                # (112 images at 640 exhausted 24 GB here). ORT requires the chunk to divide the image count.
+                # A Conv's output is quantized only where its consumer is: the head's last convs feed the float
+                # decode directly (YOLO11n/COCO: 42.46 -> 42.76 mAP50-95 with this).
+                extra_options={"WeightSymmetric": True, "ActivationSymmetric": False,
+                               "OpTypesToExcludeOutputQuantization": ["Conv"],
+                               "CalibStridedMinMax": _chunk(len(self.calibration))},
+                calibration_cache_path=self._cache)
+        finally:
+            if progress is not None:
+                progress.close()
 
 
 @contextlib.contextmanager
@@ -175,8 +183,8 @@ def _quiet_onnxruntime():
         logging.disable(previous)
 
 
-def _Reader(tensors: np.ndarray, input_name: str, base):
-    """A CalibrationDataReader over pre-processed tensors, one image per batch."""
+def _Reader(tensors: np.ndarray, input_name: str, base, progress: Optional[Progress] = None):
+    """A CalibrationDataReader over pre-processed tensors, one image per batch, counting them on `progress`."""
 
     class Reader(base):
         def __init__(self):
@@ -186,6 +194,8 @@ def _Reader(tensors: np.ndarray, input_name: str, base):
             if self.index >= self.end:
                 return None
             self.index += 1
+            if progress is not None:
+                progress.update()
             return {input_name: tensors[self.index - 1:self.index]}
 
         def __len__(self):
@@ -229,11 +239,11 @@ def layer_sensitivity(quantizer: OnnxInt8Quantizer, workdir: str, probe: np.ndar
     reference = run_outputs(quantizer.fp32_path, probe)
     path = os.path.join(workdir, "single-layer.onnx")
     scores = []
-    for k, layer in enumerate(quantizer.layers):
-        quantizer.quantize(path, only=[layer])
-        scores.append((layer, output_error(reference, run_outputs(path, probe))))
-        if (k + 1) % 20 == 0:
-            log.info("sensitivity: %d/%d layers measured", k + 1, len(quantizer.layers))
+    with Progress("layer sensitivity", len(quantizer.layers)) as progress:
+        for layer in quantizer.layers:
+            quantizer.quantize(path, only=[layer])
+            scores.append((layer, output_error(reference, run_outputs(path, probe))))
+            progress.update()
     return sorted(scores, key=lambda item: -item[1])
 
 

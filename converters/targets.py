@@ -1,22 +1,24 @@
 """Build one target bundle from an fp32 ONNX source; bundles are staged and renamed into place when complete."""
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field, replace
-from typing import Optional
+from typing import TYPE_CHECKING, Optional, Tuple
 
 from edge import Detector
 from edge.errors import EdgeError
 
 from . import ConvertError
-from .accuracy import accuracy_report, agreement_scorer, format_report, map_scorer, measure, write_report
+from .accuracy import accuracy_report, agreement_scorer, map_scorer, measure, write_report
 from .bundle import bundle_model
 from .calibration import CalibrationSet, load_calibration
 from .onnx_int8 import OnnxInt8Quantizer, is_quantized, search_partial
+
+if TYPE_CHECKING:
+    from .api import ConvertOptions
 
 log = logging.getLogger("edge-convert")
 
@@ -45,23 +47,24 @@ def precision_of(target: str) -> str:
     return target.rsplit("-", 1)[1] if "-" in target else "fp32"
 
 
-def build(source: Source, target: str, out: str, args: argparse.Namespace) -> tuple:
+def build(source: Source, target: str, out: str, options: ConvertOptions) -> tuple:
     """Build `target` into `out` (replacing it only once complete); returns (out, accuracy report or None)."""
     precision = precision_of(target)
-    max_drop = args.max_drop if args.max_drop is not None else DEFAULT_MAX_DROP.get(precision, FLOAT_MAX_DROP)
+    max_drop = options.max_drop if options.max_drop is not None else DEFAULT_MAX_DROP.get(precision, FLOAT_MAX_DROP)
     with tempfile.TemporaryDirectory(prefix="edge-convert-") as work:
         onnx_path = fp32_onnx(source, work)
         quantized = is_quantized(onnx_path)
         if quantized and target != "tensorrt-int8":
             raise ConvertError(f"{source.path}: already an int8 (QDQ) model; convert the fp32 model to {target}")
         contract = _contract(onnx_path, source)
-        calib = _calibration(args, contract) if precision == "int8" and not quantized else None
+        calib = _calibration(options, contract) if precision == "int8" and not quantized else None
         staging = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.normpath(out))}.partial-",
                                    dir=os.path.dirname(os.path.abspath(out)))
         try:
-            notes = _build_into(staging, target, source, onnx_path, contract, calib, args, max_drop, work)
-            report = _report(staging, target, onnx_path, contract, args, max_drop, notes) if _measurable(args, target) \
-                else None
+            notes = _build_into(staging, target, source, onnx_path, contract, calib, options, max_drop, work)
+            validation = options.validation()
+            report = _report(staging, target, onnx_path, contract, validation, max_drop, notes) \
+                if validation and _measurable(target) else None
             publish(staging, out)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -69,16 +72,18 @@ def build(source: Source, target: str, out: str, args: argparse.Namespace) -> tu
 
 
 def _build_into(staging: str, target: str, source: Source, onnx_path: str, contract, calib: Optional[CalibrationSet],
-                args: argparse.Namespace, max_drop: float, work: str) -> dict:
+                options: ConvertOptions, max_drop: float, work: str) -> dict:
     """Write the target's bundle into `staging`; returns notes for the accuracy report."""
     info = dict(source.info)
     if calib is not None:
-        info["calibration"] = {"images": len(calib), "skipped": len(calib.skipped), "from": os.path.abspath(args.calib)}
+        info["calibration"] = {"images": len(calib), "skipped": len(calib.skipped),
+                               "from": os.path.abspath(calib.origin)}
     if target == "onnx":
         bundle_model(onnx_path, source.family, staging, source.names, target, info, contract=contract)
         return {}
     if target == "onnx-int8":
-        return _onnx_int8(staging, source, onnx_path, contract, calib, args, max_drop, work, info)
+        assert calib is not None  # int8 from an fp32 source always calibrates; an int8 source was refused
+        return _onnx_int8(staging, source, onnx_path, contract, calib, options, max_drop, work, info)
     if target.startswith("tflite"):
         from .tflite import convert_tflite
 
@@ -99,18 +104,19 @@ def _build_into(staging: str, target: str, source: Source, onnx_path: str, contr
 
 
 def _onnx_int8(staging: str, source: Source, onnx_path: str, contract, calib: CalibrationSet,
-               args: argparse.Namespace, max_drop: float, work: str, info: dict) -> dict:
+               options: ConvertOptions, max_drop: float, work: str, info: dict) -> dict:
     """Static QDQ quantization; sensitive layers stay float until the drop is within max_drop."""
-    quantizer = OnnxInt8Quantizer(onnx_path, calib.tensors, work, args.calib_method)
-    if args.val:
-        baseline, score = map_scorer(onnx_path, contract, args.val, args.annotations)
-        basis = f"mAP50-95 on {args.val}"
+    quantizer = OnnxInt8Quantizer(onnx_path, calib.tensors, work, options.calib_method)
+    validation = options.validation()
+    if validation:
+        baseline, score = map_scorer(onnx_path, contract, *validation)
+        basis = f"mAP50-95 on {validation[0]}"
     else:
         baseline, score = agreement_scorer(onnx_path, contract, calib.tensors)
         basis = f"mAP50-95 against fp32 detections on {min(len(calib), 32)} calibration images (no --val)"
     int8_path = os.path.join(work, os.path.splitext(os.path.basename(onnx_path))[0] + "_int8.onnx")
     result = search_partial(quantizer, int8_path, score, baseline, max_drop, work)
-    notes = {"kept_float": result.keep_float, "search_basis": basis, "calibration_method": args.calib_method,
+    notes = {"kept_float": result.keep_float, "search_basis": basis, "calibration_method": options.calib_method,
              "search_trials": [{"kept_float": k, "map50_95": v} for k, v in result.trials]}
     info["quantization"] = {"format": "QDQ", "weights": "int8 per-channel symmetric", "activations": "uint8",
                             "decode_in_float": quantizer.tail, **notes}
@@ -122,10 +128,8 @@ def _onnx_int8(staging: str, source: Source, onnx_path: str, contract, calib: Ca
     return notes
 
 
-def _measurable(args: argparse.Namespace, target: str) -> bool:
-    """--val was given and this machine can run the result (a TensorRT engine only runs where TensorRT is)."""
-    if not args.val:
-        return False
+def _measurable(target: str) -> bool:
+    """This machine can run the result (a TensorRT engine only runs where TensorRT is)."""
     if target.startswith("tensorrt"):
         from .tensorrt import tensorrt_here
 
@@ -135,14 +139,13 @@ def _measurable(args: argparse.Namespace, target: str) -> bool:
     return True
 
 
-def _report(staging: str, target: str, onnx_path: str, contract, args: argparse.Namespace, max_drop: float,
+def _report(staging: str, target: str, onnx_path: str, contract, validation: Tuple[str, str], max_drop: float,
             notes: dict) -> dict:
-    """Measure the staged bundle against the fp32 source, store accuracy.json and print the table."""
-    report = accuracy_report(measure(staging, contract, args.val, args.annotations),
-                             measure(onnx_path, contract, args.val, args.annotations), max_drop,
+    """Measure the staged bundle against the fp32 source on (images, annotations) and store accuracy.json."""
+    report = accuracy_report(measure(staging, contract, *validation, label=target),
+                             measure(onnx_path, contract, *validation, label="fp32 source"), max_drop,
                              {"target": target, **notes})
     write_report(staging, report)
-    print(format_report(target, report))
     return report
 
 
@@ -155,6 +158,7 @@ def fp32_onnx(source: Source, work: str) -> str:
     if source.family == "damo-yolo":
         from .damo import export_damo
 
+        assert source.config, "resolve_source sets a DAMO-YOLO checkpoint's config"
         source.info.update(export_damo(source.path, source.config, onnx_path, source.imgsz, source.names))
     else:
         from .yolo11 import export_yolo11
@@ -170,11 +174,11 @@ def _contract(onnx_path: str, source: Source):
         raise ConvertError(str(e)) from None
 
 
-def _calibration(args: argparse.Namespace, contract) -> CalibrationSet:
-    if not args.calib:
+def _calibration(options: ConvertOptions, contract) -> CalibrationSet:
+    if not options.calib:
         raise ConvertError("int8 needs calibration images: pass --calib FOLDER_OR_VIDEO (a few hundred frames like "
                            "the ones the camera will see)")
-    return load_calibration(args.calib, contract.input, count=args.calib_count)
+    return load_calibration(options.calib, contract.input, count=options.calib_count)
 
 
 def publish(staging: str, out: str) -> None:

@@ -8,22 +8,31 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from converters import ConvertResult
 from converters.cli import EXIT_MAX_DROP, main
 from converters.targets import publish
 from edge import Detector
-from edge.errors import EdgeError
+from edge.bundle import read_bundle
 from edge.demo import BUNDLE
+from edge.errors import EdgeError
 
 from .conftest import SHARED, shared_file
 from .test_convert import assert_one_line_error, convert
 
 onnx = pytest.importorskip("onnx")
-if "calibration_cache_path" not in inspect.signature(pytest.importorskip("onnxruntime.quantization").quantize_static).parameters:
+_quantization = pytest.importorskip("onnxruntime.quantization")
+if "calibration_cache_path" not in inspect.signature(_quantization.quantize_static).parameters:
     pytest.skip("onnx-int8 needs onnxruntime >= 1.32 (Python 3.11+)", allow_module_level=True)
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from converters.onnx_int8 import (OnnxInt8Quantizer, decode_tail, layer_sensitivity, output_error,  # noqa: E402
-                                  run_outputs, search_partial)
+from converters.onnx_int8 import (  # noqa: E402
+    OnnxInt8Quantizer,
+    decode_tail,
+    layer_sensitivity,
+    output_error,
+    run_outputs,
+    search_partial,
+)
 
 DEMO_BUNDLE = Path(BUNDLE)
 
@@ -169,7 +178,9 @@ def test_publish_replaces_an_existing_bundle(tmp_path):
 
 def test_exceeding_max_drop_exits_2_with_the_bundle_written(tmp_path, capsys, monkeypatch):
     report = {"within_max_drop": False, "drop": {"map50_95": 1.5}, "max_drop": 0.5}
-    monkeypatch.setattr("converters.cli.convert", lambda args: (str(tmp_path), report))
+    result = ConvertResult(str(tmp_path), read_bundle(str(DEMO_BUNDLE)), report)
+    monkeypatch.setattr("converters.cli.convert", lambda *a: result)
+    monkeypatch.setattr("converters.cli.format_report", lambda target, report: "table")
     assert main([str(DEMO_BUNDLE), "--target", "onnx-int8"]) == EXIT_MAX_DROP
     captured = capsys.readouterr()
     assert str(tmp_path) in captured.out and "more than --max-drop 0.5" in captured.err
@@ -181,7 +192,8 @@ def test_yolo11n_onnx_int8_within_half_a_point(tmp_path, capsys):
     coco = SHARED / "coco"
     status, out, err = convert(capsys, shared_file("models", "yolo11n.onnx"), "--target", "onnx-int8",
                                "--calib", coco / "train2017", "--val", coco / "val2017",
-                               "--annotations", coco / "annotations" / "instances_val2017.json", "--out", tmp_path / "b")
+                               "--annotations", coco / "annotations" / "instances_val2017.json",
+                               "--out", tmp_path / "b")
     assert status == 0, err
     report = json.loads((tmp_path / "b" / "accuracy.json").read_text())
     assert report["drop"]["map50_95"] <= 0.5 and report["fp32"]["map50_95"] > 40
@@ -198,7 +210,9 @@ def test_tensorrt_targets_from_the_cli_defer_the_engine_without_tensorrt(shapes,
     with pytest.raises(EdgeError, match="TensorRT is not installed.*edge\\[tensorrt\\]"):
         Detector.load(tmp_path / "fp16")
     assert len(Detector.load(tmp_path / "fp16", backend="onnxruntime")(np.zeros((256, 256, 3), np.uint8))) >= 0
-    assert convert(capsys, DEMO_BUNDLE, "--target", "onnx-int8", "--calib", root / "train", "--out", tmp_path / "q")[0] == 0
+    status, _, err = convert(capsys, DEMO_BUNDLE, "--target", "onnx-int8", "--calib", root / "train",
+                             "--out", tmp_path / "q")
+    assert status == 0, err
     status, _, err = convert(capsys, tmp_path / "q", "--target", "tensorrt-int8", "--out", tmp_path / "int8")
     assert status == 0, err  # an int8 QDQ source needs no calibration: explicit quantization on the device
     assert json.loads((tmp_path / "int8" / "manifest.json").read_text())["target"] == "tensorrt-int8"
