@@ -28,7 +28,8 @@ def export_damo(checkpoint: str, config: str, onnx_path: str, imgsz: Optional[tu
     if classes is not None and cfg.num_classes != classes.shape[0]:
         cfg = dataclasses.replace(cfg, num_classes=int(classes.shape[0]))
     if names is not None and len(names) != cfg.num_classes:
-        raise ConvertError(f"{checkpoint}: the checkpoint has {cfg.num_classes} classes but {len(names)} names were given")
+        raise ConvertError(f"{checkpoint}: the checkpoint has {cfg.num_classes} classes but {len(names)} names "
+                           "were given")
     height, width = imgsz or (cfg.input_size, cfg.input_size)
     if height % 32 or width % 32:
         raise ConvertError(f"--imgsz {height},{width}: DAMO-YOLO needs multiples of 32")
@@ -38,6 +39,6 @@ def export_damo(checkpoint: str, config: str, onnx_path: str, imgsz: Optional[tu
         raise ConvertError(str(e)) from None
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-        torch.onnx.export(model, torch.zeros(1, 3, height, width), onnx_path, input_names=["images"],
+        torch.onnx.export(model, (torch.zeros(1, 3, height, width),), onnx_path, input_names=["images"],
                           output_names=["output"], opset_version=OPSET, dynamo=False)
     return {"config": cfg.name, "torch": torch.__version__, "opset": OPSET}

@@ -1,4 +1,4 @@
-"""ONNX bundle -> TensorRT bundle (target tensorrt-fp16 / tensorrt-int8); the engine build itself is edge.backends.tensorrt.engines.
+"""ONNX bundle -> TensorRT bundle (tensorrt-fp16 / tensorrt-int8); the engine build is edge.backends.tensorrt.engines.
 
 The new bundle ships the ONNX and a manifest; the engine is built into its engines/ cache right away where
 TensorRT and a GPU are present, and otherwise on the device (`edge models install` / `edge models build-engine`).

@@ -60,7 +60,8 @@ def convert_tflite(onnx_path: str, contract: Contract, precision: str, calibrati
     if float_stride < 0 or (float_stride and float_stride & (float_stride - 1)):
         raise ConvertError(f"float_stride {float_stride}: expected 0 or a power of two")
     if calibration is not None and tuple(calibration.shape[1:]) != (3, spec.height, spec.width):
-        raise ConvertError(f"calibration tensors {calibration.shape} do not match the input 3x{spec.height}x{spec.width}")
+        raise ConvertError(f"calibration tensors {calibration.shape} do not match the input "
+                           f"3x{spec.height}x{spec.width}")
     try:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import onnx
@@ -68,7 +69,8 @@ def convert_tflite(onnx_path: str, contract: Contract, precision: str, calibrati
         import tensorflow as tf
         from tensorflow.lite.tools import flatbuffer_utils
     except ImportError as e:
-        raise ConvertError(f"TFLite conversion needs onnx2tf and TensorFlow ({e.name} is missing): {INSTALL_HINT}") from None
+        raise ConvertError(f"TFLite conversion needs onnx2tf and TensorFlow ({e.name} is missing): "
+                           f"{INSTALL_HINT}") from None
     graph, decode = _split_head(onnx.load(onnx_path), contract, onnx_path)
     selection = (float_stride, tuple(keep_float)) if precision == "int8" else (0, ())
     flatbuffer = _convert(graph, tf, precision, calibration, onnx_path, selection)
@@ -172,7 +174,7 @@ def _attention_block(ops, kinds: list) -> set:
     matmuls = [i for i, kind in enumerate(kinds) if kind == "BATCH_MATMUL"]
     if not matmuls:
         return set()
-    consumers = {}
+    consumers: dict = {}
     for i, op in enumerate(ops):
         for tensor in op.inputs:
             consumers.setdefault(tensor, []).append(i)
@@ -196,6 +198,7 @@ def _configure(converter, tf, precision: str, calibration: Optional[np.ndarray])
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
     elif precision == "int8":
+        assert calibration is not None  # convert_tflite refuses int8 without it
         nhwc = np.ascontiguousarray(calibration.transpose(0, 2, 3, 1), dtype=np.float32)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: ([sample[None]] for sample in nhwc)

@@ -81,10 +81,10 @@ def test_bad_checkpoints_fail_in_one_line(tmp_path, capsys):
     out = ["--out", tmp_path / "b"]
     assert_one_line_error(*convert(capsys, t, "--family", "damo-yolo", "--config", "S", *out)[::2],
                           "backbone.block_list.0.conv.conv.weight", "[24, 12, 3, 3]", "[32, 12, 3, 3]")
-    assert_one_line_error(*convert(capsys, ns, "--family", "damo-yolo", "--config", "Ns", "--names", "a,b,c", *out)[::2],
-                          "80 classes", "3 names")
-    assert_one_line_error(*convert(capsys, shared_file("models", "yolo11n.pt"), "--family", "damo-yolo", "--config", "T",
-                                   *out)[::2], "DetectionModel object")
+    assert_one_line_error(*convert(capsys, ns, "--family", "damo-yolo", "--config", "Ns", "--names", "a,b,c",
+                                   *out)[::2], "80 classes", "3 names")
+    assert_one_line_error(*convert(capsys, shared_file("models", "yolo11n.pt"), "--family", "damo-yolo",
+                                   "--config", "T", *out)[::2], "DetectionModel object")
     (tmp_path / "junk.pth").write_bytes(b"junk")
     assert_one_line_error(*convert(capsys, tmp_path / "junk.pth", "--family", "damo-yolo", "--config", "T", *out)[::2],
                           "junk.pth")

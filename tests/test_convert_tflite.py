@@ -100,7 +100,8 @@ def test_manifests_describe_the_files(damo_bundles):
         assert contract.input.layout == "NHWC" and contract.names == source.names
         assert contract.input.resize == "stretch" and contract.input.pixel_scale == 1.0
         assert [o.name for o in contract.outputs] == ["scores", "box_logits"]
-        assert contract.decode.format == "damo-yolo-dfl" and contract.outputs[1].shape[2] == 4 * contract.decode.dfl_bins
+        assert contract.decode.format == "damo-yolo-dfl"
+        assert contract.outputs[1].shape[2] == 4 * contract.decode.dfl_bins
         integer = precision == "int8"
         assert contract.input.dtype == ("int8" if integer else "float32")
         assert all((o.dtype == "int8") == integer and bool(o.quant_scale) == integer for o in contract.outputs)
