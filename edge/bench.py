@@ -11,6 +11,7 @@ import numpy as np
 
 from .detector import Detector
 from .images import list_images
+from .progress import Progress
 
 
 def peak_rss_mb() -> float:
@@ -40,12 +41,14 @@ def bench(model: str, images: Optional[str] = None, runs: int = 100, warmup: int
     stages = {"preprocess": [], "inference": [], "postprocess": []}
     total = []
     start = time.perf_counter()
-    for i in range(runs):
-        t = time.perf_counter()
-        detector(frames[i % len(frames)])
-        total.append((time.perf_counter() - t) * 1e3)
-        for key in stages:
-            stages[key].append(detector.timing_ms[key])
+    with Progress("bench", total=runs) as progress:
+        for i in range(runs):
+            t = time.perf_counter()
+            detector(frames[i % len(frames)])
+            total.append((time.perf_counter() - t) * 1e3)
+            for key in stages:
+                stages[key].append(detector.timing_ms[key])
+            progress.update()
     wall = time.perf_counter() - start
     return {
         "model": model, "backend": detector.backend.name, "input": [detector.contract.input.height, detector.contract.input.width],

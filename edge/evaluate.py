@@ -18,6 +18,7 @@ import numpy as np
 from .detector import Detector
 from .errors import EdgeError
 from .images import list_images
+from .progress import Progress
 
 
 def category_map(class_names: tuple, categories: list) -> dict:
@@ -49,13 +50,15 @@ def evaluate(detector: Detector, images_dir: str, annotations: str, limit: Optio
     if not images:
         raise EdgeError(f"{images_dir}: none of the {len(gt['images'])} annotated images is in this folder")
     results = []
-    for im in images:
-        frame = cv2.imread(os.path.join(images_dir, im["file_name"]), cv2.IMREAD_COLOR)
-        if frame is None:
-            raise EdgeError(f"{im['file_name']}: cannot decode image")
-        for (x1, y1, x2, y2), score, cls, _ in detector(frame):
-            results.append({"image_id": im["id"], "category_id": to_category[cls],
-                            "bbox": [float(x1), float(y1), float(x2 - x1), float(y2 - y1)], "score": score})
+    with Progress("eval", total=len(images)) as progress:
+        for im in images:
+            frame = cv2.imread(os.path.join(images_dir, im["file_name"]), cv2.IMREAD_COLOR)
+            if frame is None:
+                raise EdgeError(f"{im['file_name']}: cannot decode image")
+            for (x1, y1, x2, y2), score, cls, _ in detector(frame):
+                results.append({"image_id": im["id"], "category_id": to_category[cls],
+                                "bbox": [float(x1), float(y1), float(x2 - x1), float(y2 - y1)], "score": score})
+            progress.update()
     if metric == "ultralytics":
         summary = ultralytics_map(gt, results, [im["id"] for im in images])
     else:

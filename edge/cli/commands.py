@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -10,6 +11,7 @@ from typing import Optional, Sequence
 
 from .. import __version__
 from ..errors import EdgeError
+from ..progress import silenced
 from ..service.systemd import setup_logging
 from .demo import add_demo_parser
 from .flags import detector_settings, model_flags, threshold_flags
@@ -182,7 +184,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(logging.DEBUG if args.debug else logging.INFO)
     try:
-        return args.func(args)
+        with silenced() if getattr(args, "json", False) else contextlib.nullcontext():
+            return args.func(args)
     except EdgeError as e:
         if args.debug:
             raise
