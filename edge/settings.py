@@ -116,6 +116,8 @@ class PipelineConfig:
                                choices=DROP_POLICIES)
     queue_size: int = spec("frames queued per source with all_frames", 8, minimum=1)
     max_frames: Optional[int] = spec("stop after N inferred frames", None, minimum=1)
+    require_sources: bool = spec("exit at start-up when a source cannot be opened (default: live sources that are "
+                                 "down are retried while the others run)", False)
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""`edge run` under systemd: the notify protocol on a real datagram socket, the watchdog only from the frame loop,
-SIGTERM draining, journald priorities, and SIGHUP reloads with a hot model swap that loses no frame."""
+"""`edge run` under systemd: the notify protocol on a real datagram socket, the watchdog fed by the frame loop
+(through a camera outage, not through a hung detector), SIGTERM draining, journald priorities, and SIGHUP reloads
+with a hot model swap that loses no frame."""
 import json
 import os
 import signal
@@ -15,8 +16,8 @@ import yaml
 import edge.service.daemon
 from edge.service.config import parse
 from edge.service.daemon import Daemon
-from edge.stream.sources import Source
 from edge.service.systemd import notify, watchdog_period
+from edge.stream.sources import Source
 
 from .stream_helpers import tiny_model, write_video
 
@@ -111,51 +112,73 @@ def test_notify_sequence_watchdog_status_and_sigterm(tmp_path):
     assert events and all(json.loads(line)["type"] == "detections" for line in events)  # drained, none cut off
 
 
-class StallingSource(Source):
-    """Gives `frames` frames, then blocks (a hung camera) until released."""
+class GatedSource(Source):
+    """Delivers frames while `gate` is set, otherwise blocks in read() like a hung camera."""
 
     live = True
 
-    def __init__(self, frames):
-        super().__init__("stall", "stall")
-        self.frames, self.blocked, self.release = frames, threading.Event(), threading.Event()
+    def __init__(self):
+        super().__init__("gated", "gated")
+        self.gate, self.closed = threading.Event(), threading.Event()
+        self.gate.set()
 
     def open(self):
         pass
 
     def read(self):
-        if self._seq >= self.frames:
-            self.blocked.set()
-            self.release.wait(30)
-            return None
+        while not self.gate.wait(0.05):
+            if self.closed.is_set():
+                return None
         time.sleep(0.01)
         return self.frame(np.full((48, 64, 3), 90, np.uint8))
 
     def close(self):
-        self.release.set()
+        self.closed.set()
 
 
-def test_a_stalled_source_stops_the_watchdog_pings(tmp_path, monkeypatch):
+class HangingDetector:
+    """The real detector, except that it hangs (a wedged accelerator) while `hang` is set."""
+
+    def __init__(self, detector):
+        self.detector, self.hang, self.entered = detector, threading.Event(), threading.Event()
+
+    def __call__(self, image):
+        while self.hang.is_set():
+            self.entered.set()
+            time.sleep(0.01)
+        return self.detector(image)
+
+    def __getattr__(self, name):
+        return getattr(self.detector, name)
+
+
+def test_the_watchdog_follows_the_frame_loop_not_the_cameras(tmp_path, monkeypatch):
     notify = NotifySocket(tmp_path / "notify")
     monkeypatch.setenv("NOTIFY_SOCKET", notify.path)
-    monkeypatch.setenv("WATCHDOG_USEC", "2")  # due at every frame: one ping per inferred frame
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")  # a ping due every 0.1 s
     monkeypatch.delenv("WATCHDOG_PID", raising=False)
-    source = StallingSource(frames=6)
+    source = GatedSource()
     monkeypatch.setattr(edge.service.daemon, "open_source", lambda uri, **options: source)
-    config = parse({"model": {"path": tiny_model(tmp_path / "m.onnx")}, "sources": [{"uri": "stall"}],
-                    "pipeline": {"all_frames": True}})  # no frame dropped: one ping per frame
+    config = parse({"model": {"path": tiny_model(tmp_path / "m.onnx")}, "sources": [{"uri": "gated"}]})
     daemon = Daemon(config, lambda: config)
+    hanging = HangingDetector(daemon.pipeline.detector)
+    daemon.pipeline.swap_detector(hanging)
     seen = {}
 
-    def watch():
-        source.blocked.wait(30)
-        deadline = time.monotonic() + 10
-        while daemon.pipeline.inferred < source.frames and time.monotonic() < deadline:
-            time.sleep(0.01)
-        seen["before"] = count(notify.collect(lambda m: count(m, "WATCHDOG=1") >= source.frames, 10), "WATCHDOG=1")
+    def pings(seconds):
         notify.messages = []
-        seen["after"] = count(notify.collect(lambda m: False, 0.5), "WATCHDOG=1")  # the frame loop is starved now
-        source.release.set()
+        return count(notify.collect(lambda m: False, seconds), "WATCHDOG=1")
+
+    def watch():
+        notify.collect(has("READY=1"), 20)
+        source.gate.clear()  # the camera hangs: the frame loop still wakes and pings
+        time.sleep(0.2)
+        seen["camera hung"] = pings(1.0)
+        hanging.hang.set()
+        source.gate.set()  # the next frame wedges the detector: the frame loop stops, and so do the pings
+        hanging.entered.wait(10)
+        seen["detector hung"] = pings(1.0)
+        hanging.hang.clear()
         daemon.pipeline.stop()
 
     watcher = threading.Thread(target=watch)
@@ -163,7 +186,7 @@ def test_a_stalled_source_stops_the_watchdog_pings(tmp_path, monkeypatch):
     assert daemon.run() == 0
     watcher.join(30)
     notify.close()
-    assert seen == {"before": source.frames, "after": 0}
+    assert seen["camera hung"] >= 5 and seen["detector hung"] == 0, seen
 
 
 def test_sighup_hot_swaps_the_model_without_losing_frames(tmp_path):

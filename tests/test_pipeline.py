@@ -1,6 +1,7 @@
 """The streaming pipeline with the real Detector on a tiny ONNX model: frame policies, fairness, faults, events."""
 import json
 import threading
+import time
 
 import jsonschema
 import pytest
@@ -95,7 +96,8 @@ def test_lost_source_reconnects_with_backoff(detector, caplog):
         events = list(pipeline)
     stats = pipeline.status()["sources"]["cam"]
     assert [e["seq"] for e in events] == list(range(10))
-    assert stats["reconnects"] == 4 and stats["connected"] and stats["error"] is None and source.opens == 5
+    assert stats["reconnects"] == 4 and stats["error"] is None and stats["down_since"] is None and source.opens == 5
+    assert stats["state"] == "ended" and not stats["connected"]  # reconnected, then the stream ended
     assert "stream lost; reconnecting" in caplog.text and "reconnected after 4 attempt(s)" in caplog.text
 
 
@@ -108,7 +110,8 @@ def test_a_lost_source_is_reported_while_down(detector):
     while stats["reconnects"] < 3:
         pipeline.workers[0].join(0.01)
         stats = pipeline.status()["sources"]["cam"]
-    assert not stats["connected"] and "device gone" in stats["error"]
+    assert not stats["connected"] and stats["state"] == "down" and "device gone" in stats["error"]
+    assert stats["down_since"] <= time.time()
     pipeline.stop()
     assert list(events) == [] and source.closed.is_set()
 
@@ -173,8 +176,8 @@ def test_status_snapshot_shape(detector):
     assert status["inferred"] == 4 and status["model"]["family"] == "yolo11"
     assert set(status["latency_ms"]) == {"capture_to_result", "preprocess", "inference", "postprocess"}
     assert status["latency_ms"]["inference"]["p50"] >= 0
-    assert set(status["sources"]["synthetic"]) == {"uri", "connected", "captured", "inferred", "dropped", "reconnects",
-                                                   "last_frame_at", "error"}
+    assert set(status["sources"]["synthetic"]) == {"uri", "state", "down_since", "connected", "captured", "inferred",
+                                                   "dropped", "reconnects", "last_frame_at", "error"}
     assert status["sinks"]["list"] == {"published": 4, "failed": 0, "dropped": 0}
     json.dumps(status)
 

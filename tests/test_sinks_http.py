@@ -59,7 +59,7 @@ def test_health_and_readiness_follow_freshness(served):
     assert code == 503 and json.loads(body)["reasons"][0].startswith("source cam0: last frame 6")
     status.snapshot["sources"]["cam0"].update(connected=False, error="camera unplugged")
     code, _, body = get(base + "/readyz")
-    assert code == 503 and json.loads(body)["reasons"] == ["source cam0: not connected (camera unplugged)"]
+    assert code == 503 and json.loads(body)["reasons"] == ["source cam0: down (camera unplugged)"]
     assert get(base + "/healthz")[0] == 200
 
 

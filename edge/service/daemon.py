@@ -82,7 +82,7 @@ class Daemon:
         handlers = {signal.SIGINT: self._on_stop, signal.SIGTERM: self._on_stop, signal.SIGHUP: self._on_hup}
         previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
         try:
-            for _ in self.pipeline:
+            for _ in self.pipeline.events(idle=self.notifier.wake):
                 self._between_frames()
         finally:
             self._stop_notice()
@@ -97,8 +97,9 @@ class Daemon:
         return 0
 
     def _between_frames(self) -> None:
-        """The frame loop's duties after each inferred frame: notify (watchdog), start or finish a reload."""
-        self.notifier.frame(self.pipeline.status)
+        """The frame loop's duties after each inferred frame or idle wake-up: notify (watchdog), start or finish a
+        reload."""
+        self.notifier.tick(self.pipeline.status)
         if self._reload is not None and not self._reload.is_alive():
             self._reload = None
             self.notifier.reloaded(self._outcome)
@@ -122,6 +123,9 @@ class Daemon:
                 log.info("reload: model unchanged")
                 self._outcome = "reloaded; model unchanged"
                 return
+            if self.pipeline.last_frame is None:
+                raise ModelError("no frame yet to self-test the new model on (no source has delivered); reload "
+                                 "again once one does")
             detector = load_detector(config.model, config.thresholds)
             self_test(detector, self.pipeline.last_frame.image)
             self.pipeline.swap_detector(detector)

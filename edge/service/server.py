@@ -25,6 +25,7 @@ from ..detections import Detections
 from ..draw import draw_detections
 from ..errors import SinkError
 from ..settings import DEFAULT_HTTP, HttpConfig, secret
+from ..stream.capture import describe_state
 from ..stream.sinks.base import Sink
 from ..stream.sinks.worker import SinkStats, encode_event
 from .connections import BoundedHTTPServer
@@ -183,7 +184,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         source = (parse_qs(url.query).get("source") or [None])[0]
         if path == "/healthz":
-            self._json(200, {"status": "alive", "uptime_s": round(time.monotonic() - sink.started_monotonic, 3)})
+            self._json(200, {"status": "alive", "uptime_s": round(time.monotonic() - sink.started_monotonic, 3),
+                             "sources": sink.source_states()})
         elif path == "/readyz":
             reasons = sink.not_ready()
             self._json(503 if reasons else 200, {"ready": not reasons, "reasons": reasons})
@@ -354,7 +356,9 @@ class HttpServer(Sink):
         for sid, src in sources.items():
             age = _age(src.get("last_frame_at"), now)
             if not src.get("connected"):
-                reasons.append(f"source {sid}: not connected" + (f" ({src['error']})" if src.get("error") else ""))
+                attempts = f", {src['reconnects']} reconnect attempt(s)" if src.get("reconnects") else ""
+                error = f" ({src['error']})" if src.get("error") else ""
+                reasons.append(f"source {sid}: {describe_state(src)}{attempts}{error}")
             elif age is None or age > self.max_age:
                 reasons.append(f"source {sid}: " + ("no frame yet" if age is None else
                                                     f"last frame {age:.1f} s ago (max {self.max_age:g} s)"))
@@ -363,6 +367,11 @@ class HttpServer(Sink):
             reasons.append("no inference yet" if age is None else
                            f"last inference {age:.1f} s ago (max {self.max_age:g} s)")
         return reasons
+
+    def source_states(self) -> dict:
+        """{source: {"state": up | connecting | ended | down since TIME, "error", "reconnects"}} for /healthz."""
+        return {sid: {"state": describe_state(src), "error": src.get("error"), "reconnects": src.get("reconnects", 0)}
+                for sid, src in (self.status().get("sources") or {}).items()}
 
     def close(self, timeout: float = 5.0) -> None:
         """End the preview streams and stop the server."""

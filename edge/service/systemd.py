@@ -1,9 +1,12 @@
 """systemd integration with the standard library only: sd_notify over $NOTIFY_SOCKET and journald log priorities.
 
-The Notifier is driven by the frame loop: READY=1 after the first inferred frame, WATCHDOG=1 at half of
-$WATCHDOG_USEC only while frames are being inferred (a stalled camera or accelerator stops the pings and systemd
-restarts the service), STATUS= with fps and latency, RELOADING=1 + MONOTONIC_USEC= and READY=1 around a
-reload (Type=notify-reload semantics, also right under Type=notify), STOPPING=1 on shutdown.
+The Notifier is driven by the frame loop, which wakes after each inferred frame and at least every WAKE seconds
+without one (Pipeline.events(idle=...)). READY=1 after the first inferred frame, or as soon as every source has
+failed its first open (the service is up, retrying them); WATCHDOG=1 at half of $WATCHDOG_USEC while the frame
+loop is alive: a camera outage does not stop the pings (sources reconnect on their own, /readyz and STATUS= say
+which are down) but a hung detector or sink does, and systemd restarts the service. STATUS= with fps, latency and
+the sources that are down, RELOADING=1 + MONOTONIC_USEC= and READY=1 around a reload (Type=notify-reload
+semantics, also right under Type=notify), STOPPING=1 on shutdown.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ log = logging.getLogger("edge")
 
 PRIORITIES = ((logging.ERROR, 3), (logging.WARNING, 4), (logging.INFO, 6))  # syslog err, warning, info; else debug 7
 STATUS_PERIOD = 5.0  # seconds between STATUS= updates when there is no watchdog
+WAKE = 1.0  # the most seconds the frame loop sleeps without a frame
 
 
 def notify(message: str) -> bool:
@@ -50,7 +54,9 @@ def status_line(status: dict) -> str:
     line = f"{status['fps']:.1f} fps, capture-to-result p50 {lat['p50']} ms p99 {lat['p99']} ms, " \
            f"{status['inferred']} frames, model {os.path.basename(status['model']['path'] or '') or '?'}"
     failed = status.get("model_reloads", {}).get("failed")
-    return f"{line}, {failed} failed reload(s)" if failed else line
+    line = f"{line}, {failed} failed reload(s)" if failed else line
+    down = [sid for sid, src in (status.get("sources") or {}).items() if src.get("state") == "down"]
+    return f"{line}, source(s) down: {', '.join(down)}" if down else line
 
 
 class Notifier:
@@ -62,14 +68,24 @@ class Notifier:
         self.ready = False
         self._next = 0.0
 
-    def frame(self, status) -> None:
-        """Call from the frame loop after each inferred frame: READY=1 once, then WATCHDOG=1 and STATUS= when due."""
+    @property
+    def wake(self) -> float:
+        """How long the frame loop may wait for a frame before it must call tick() (within the watchdog period)."""
+        return max(0.01, min(WAKE, self.watchdog or WAKE))
+
+    def tick(self, status) -> None:
+        """Call from the frame loop after each inferred frame and each idle wake-up: READY=1 once (see the module
+        docstring), then WATCHDOG=1 and STATUS= when due."""
         if not self.enabled:
             return
         now = time.monotonic()
-        if not self.ready:
+        if not self.ready:  # systemd arms the watchdog only once READY=1 arrives
+            snapshot = status()
+            if not snapshot["inferred"] and any(s.get("state") in ("connecting", "up")
+                                                for s in snapshot["sources"].values()):
+                return  # a source is still opening or about to deliver its first frame
             self.ready = True
-            self._send("READY=1", f"STATUS={status_line(status())}", self.watchdog and "WATCHDOG=1")
+            self._send("READY=1", f"STATUS={status_line(snapshot)}", self.watchdog and "WATCHDOG=1")
         elif now >= self._next:
             self._send(self.watchdog and "WATCHDOG=1", f"STATUS={status_line(status())}")
         else:

@@ -1,8 +1,14 @@
-"""Capture side of the pipeline: one thread per source feeding a bounded frame queue, reconnecting live sources."""
+"""Capture side of the pipeline: one thread per source feeding a bounded frame queue, reconnecting live sources.
+
+A live source that cannot be opened at start-up is retried by its own thread with the same capped backoff as a
+lost source, so the other sources run meanwhile; its state reads `connecting` (first attempt), `up`, `down` (since
+`down_since`, retrying) or `ended` (end of file, or a fault a non-live source cannot come back from).
+"""
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Optional, Tuple
@@ -12,23 +18,35 @@ from .sources import Frame, Source
 
 log = logging.getLogger("edge")
 
+STATES = ("connecting", "up", "down", "ended")
+
 
 @dataclass
 class SourceStats:
     """Per-source counters as the status snapshot reports them (one writer thread per field)."""
 
     uri: str
-    connected: bool = False
+    state: str = "connecting"
+    down_since: Optional[float] = None  # epoch seconds of the failure that started the current outage
     captured: int = 0
     inferred: int = 0
     dropped: int = 0
-    reconnects: int = 0
+    reconnects: int = 0  # open attempts after a failure, at start-up as well as after a loss
     last_frame_at: Optional[float] = None
     error: Optional[str] = None
 
     def snapshot(self) -> dict:
-        """JSON-ready copy."""
-        return asdict(self)
+        """JSON-ready copy; `connected` is true while the state is up."""
+        return {**asdict(self), "connected": self.state == "up"}
+
+
+def describe_state(source: dict) -> str:
+    """`up`, `connecting`, `ended` or `down since 2025-01-31T12:00:00Z` for a source's status snapshot."""
+    state = source.get("state") or ("up" if source.get("connected") else "down")
+    since = source.get("down_since")
+    if state == "down" and since is not None:
+        return "down since " + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since))
+    return state
 
 
 class FrameQueue:
@@ -71,19 +89,26 @@ class FrameQueue:
 
 
 class CaptureWorker(threading.Thread):
-    """Reads one (already open) source into its queue until the end of stream or stop; never raises."""
+    """Opens one source (unless start-up already did) and reads it into its queue until the end of stream or
+    stop; never raises."""
 
     def __init__(self, source: Source, queue: FrameQueue, stopping: threading.Event, every: int = 1,
                  backoff: Tuple[float, float] = (0.5, 10.0)):
         super().__init__(name=f"capture-{source.id}", daemon=True)
         self.source, self.queue, self.stopping = source, queue, stopping
         self.every, self.backoff = max(1, int(every)), backoff
-        self.stats = SourceStats(source.uri, connected=True)
+        self.stats = SourceStats(source.uri)
         self.done = False
+
+    def opened(self) -> None:
+        """Record that the source was opened before the thread started (strict start-up, non-live sources)."""
+        self.stats.state = "up"
 
     def run(self) -> None:
         """Capture loop."""
         try:
+            if self.stats.state == "connecting" and not self._open():
+                return
             while not self.stopping.is_set():
                 try:
                     frame = self.source.read()
@@ -94,12 +119,26 @@ class CaptureWorker(threading.Thread):
                     self._reconnect(e)
                     continue
                 if frame is None:
+                    self.stats.state = "ended"
                     break
                 self._offer(frame)
         finally:
             self.done = True
             with self.queue.ready:
                 self.queue.ready.notify_all()
+
+    def _open(self) -> bool:
+        """The first open: a live source that fails is retried until it opens; False when the source ends."""
+        try:
+            self.source.open()
+        except Exception as e:
+            if not self.source.live:
+                self._fail(e)
+                return False
+            self._reconnect(e, at_start=True)
+            return not self.stopping.is_set()
+        self.stats.state = "up"
+        return True
 
     def _offer(self, frame: Frame) -> None:
         """Count a captured frame and queue every Nth."""
@@ -112,15 +151,16 @@ class CaptureWorker(threading.Thread):
     def _fail(self, error: Exception) -> None:
         """Record a fault that ends a non-live source."""
         self.stats.error = _describe(error)
-        self.stats.connected = False
+        self.stats.state = "ended"
         log.error("%s: %s; source ended", self.source.id, self.stats.error)
 
-    def _reconnect(self, error: Exception) -> None:
+    def _reconnect(self, error: Exception, at_start: bool = False) -> None:
         """Reopen the source with capped exponential backoff until it works or the pipeline stops."""
         stats = self.stats
-        stats.connected, stats.error = False, _describe(error)
+        stats.state, stats.down_since, stats.error = "down", time.time(), _describe(error)
         delay, cap = self.backoff
-        log.warning("%s: %s; reconnecting in %.1f s", self.source.id, stats.error, delay)
+        log.warning("%s: %s; %s in %.1f s", self.source.id, stats.error,
+                    "retrying (the other sources run)" if at_start else "reconnecting", delay)
         attempts = 0
         while not self.stopping.wait(delay):
             attempts += 1
@@ -134,8 +174,9 @@ class CaptureWorker(threading.Thread):
                 log.warning("%s: reconnect attempt %d failed: %s; next try in %.1f s", self.source.id, attempts,
                             stats.error, delay)
                 continue
-            stats.connected, stats.error = True, None
-            log.info("%s: reconnected after %d attempt(s)", self.source.id, attempts)
+            stats.state, stats.down_since, stats.error = "up", None, None
+            log.info("%s: %s after %d attempt(s)", self.source.id, "opened" if at_start else "reconnected",
+                     attempts)
             return
 
 

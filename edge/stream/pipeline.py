@@ -1,4 +1,13 @@
-"""Pipeline: capture threads -> one detector (round-robin over sources) -> events -> sinks."""
+"""Pipeline: capture threads -> one detector (round-robin over sources) -> events -> sinks.
+
+Start-up: live sources are opened by their capture threads, so one that is down at start is retried (capped
+backoff) while the others run; `require_sources=True` opens every source before anything starts and raises on
+the first that fails. Non-live sources (files, folders) are always opened at start: they cannot come back.
+
+The frame loop wakes after each inferred frame and, with `events(idle=S)`, at least every S seconds when no
+frame comes (it yields None then), so a caller such as the systemd watchdog sees the loop alive through a
+camera outage; only a stuck detector or sink stops the loop.
+"""
 from __future__ import annotations
 
 import logging
@@ -17,6 +26,7 @@ from .sources import Frame, Source
 log = logging.getLogger("edge")
 
 STAGES = ("preprocess", "inference", "postprocess", "capture_to_result")
+_END = object()  # _next_frame: stopping, or every source has ended
 
 
 class Rolling:
@@ -54,7 +64,8 @@ class SinkHandle:
             self.failed += 1
             if time.monotonic() - self._last_log > 10.0:
                 self._last_log = time.monotonic()
-                log.warning("sink %s: publish failed (%s); %d failure(s) so far, other sinks go on", self.name, e, self.failed)
+                log.warning("sink %s: publish failed (%s); %d failure(s) so far, other sinks go on", self.name, e,
+                            self.failed)
 
     def stats(self) -> dict:
         """The sink's own counters when it keeps them, plus publish failures seen here."""
@@ -68,8 +79,8 @@ class Pipeline:
 
     def __init__(self, detector, sources: Sequence[Source], sinks: Sequence[Sink] = (), *, all_frames: bool = False,
                  every: int = 1, max_fps: Optional[float] = None, drop: Optional[str] = None, queue_size: int = 8,
-                 max_frames: Optional[int] = None, backoff: tuple = (0.5, 10.0), window: int = 512,
-                 analytics: Sequence = ()):
+                 max_frames: Optional[int] = None, require_sources: bool = False, backoff: tuple = (0.5, 10.0),
+                 window: int = 512, analytics: Sequence = ()):
         """analytics: a SourceAnalytics (edge/stream/analytics.py) or None per source, in the order of sources."""
         if not sources:
             raise ValueError("a pipeline needs at least one source")
@@ -77,7 +88,7 @@ class Pipeline:
         _unique_ids(self.sources)
         self.analytics = {s.id: a for s, a in zip(self.sources, analytics) if a is not None}
         self.sinks = [SinkHandle(s, _unique(getattr(s, "name", "sink"), i, sinks)) for i, s in enumerate(sinks)]
-        self.every, self.max_frames = max(1, int(every)), max_frames
+        self.every, self.max_frames, self.require_sources = max(1, int(every)), max_frames, require_sources
         self.min_period = 1.0 / max_fps if max_fps else 0.0
         policy = drop or ("block" if all_frames else "latest")
         capacity = queue_size if all_frames else 1
@@ -101,11 +112,14 @@ class Pipeline:
         self.reloads = {"succeeded": 0, "failed": 0, "last_error": None}
 
     def start(self) -> None:
-        """Open every source and start every sink (errors here are start-up errors), then start capturing."""
+        """Open the non-live sources (every source with require_sources) and start every sink: errors here are
+        start-up errors; then start capturing (the capture threads open the live sources, retrying)."""
         try:
-            for source in self.sources:
-                source.open()
-                self._opened.append(source)
+            for worker in self.workers:
+                if self.require_sources or not worker.source.live:
+                    worker.source.open()
+                    self._opened.append(worker.source)
+                    worker.opened()
             for handle in self.sinks:
                 handle.sink.start(self.status)
         except BaseException:
@@ -117,17 +131,29 @@ class Pipeline:
 
     def __iter__(self) -> Iterator[dict]:
         """Start (if needed) and yield one event per inferred frame until the sources end or stop() is called."""
+        return self.events()
+
+    def events(self, idle: Optional[float] = None) -> Iterator[Optional[dict]]:
+        """Like iterating the pipeline; with `idle`, also yield None after each `idle` seconds without a frame."""
         if self.started_at is None:
             self.start()
         self._running, self._loop_thread = True, threading.get_ident()
         try:
             next_at = 0.0
             while self.max_frames is None or self.inferred < self.max_frames:
-                if self.min_period and self._stopping.wait(max(0.0, next_at - time.monotonic())):
+                pause = next_at - time.monotonic()
+                if pause > 0:
+                    if self._stopping.wait(pause if idle is None else min(pause, idle)):
+                        break
+                    if idle is not None and time.monotonic() < next_at:
+                        yield None
+                        continue
+                frame = self._next_frame(idle)
+                if frame is _END:
                     break
-                frame = self._next_frame()
                 if frame is None:
-                    break
+                    yield None
+                    continue
                 next_at = time.monotonic() + self.min_period
                 event = self._process(frame)
                 if event is not None:
@@ -161,8 +187,10 @@ class Pipeline:
         self.reloads["failed"] += 1
         self.reloads["last_error"] = error
 
-    def _next_frame(self) -> Optional[Frame]:
-        """The next queued frame, taking sources in turn; None when stopping or every source has ended."""
+    def _next_frame(self, idle: Optional[float]):
+        """The next queued frame, taking sources in turn; None after `idle` seconds without one; _END when
+        stopping or every source has ended."""
+        deadline = None if idle is None else time.monotonic() + idle
         with self._ready:
             while not self._stopping.is_set():
                 n = len(self.workers)
@@ -173,9 +201,12 @@ class Pipeline:
                         self._turn = i + 1
                         return frame
                 if all(w.done for w in self.workers):
+                    return _END
+                wait = 0.5 if deadline is None else deadline - time.monotonic()
+                if wait <= 0:
                     return None
-                self._ready.wait(0.5)
-        return None
+                self._ready.wait(min(0.5, wait))
+        return _END
 
     def _process(self, frame: Frame) -> Optional[dict]:
         """Detect, measure, build the event and fan it out; a detector fault is logged and the frame skipped."""
@@ -213,7 +244,8 @@ class Pipeline:
         times = list(self._done_times)
         fps = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
         return {
-            "model": {"path": self.detector.model_path, "family": self.model["family"], "backend": self.model["backend"]},
+            "model": {"path": self.detector.model_path, "family": self.model["family"],
+                      "backend": self.model["backend"]},
             "started_at": self.started_at,
             "inferred": self.inferred,
             "last_inference_at": times[-1] if times else None,
@@ -235,7 +267,8 @@ class Pipeline:
         for worker in self.workers:
             if worker.is_alive():
                 worker.join(timeout)
-        for closer in [s.close for s in self._opened] + [lambda h=h: h.sink.close(timeout) for h in self.sinks]:
+        opened = self.sources if self.started_at is not None else self._opened  # capture threads opened the rest
+        for closer in [s.close for s in opened] + [lambda h=h: h.sink.close(timeout) for h in self.sinks]:
             try:
                 closer()
             except Exception as e:
