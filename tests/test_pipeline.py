@@ -170,8 +170,8 @@ def test_status_snapshot_shape(detector):
     pipeline = Pipeline(detector, [open_source("synthetic:32x32@0", frames=4)], [ListSink()], all_frames=True)
     list(pipeline)
     status = pipeline.status()
-    assert set(status) == {"model", "started_at", "inferred", "last_inference_at", "fps", "latency_ms", "sources", "sinks",
-                           "model_reloads", "analytics"}
+    assert set(status) == {"model", "started_at", "inferred", "last_inference_at", "fps", "latency_ms", "sources",
+                           "sinks", "model_reloads", "analytics"}
     assert status["model_reloads"] == {"succeeded": 0, "failed": 0, "last_error": None}
     assert status["inferred"] == 4 and status["model"]["family"] == "yolo11"
     assert set(status["latency_ms"]) == {"capture_to_result", "preprocess", "inference", "postprocess"}
