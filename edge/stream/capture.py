@@ -18,8 +18,6 @@ from .sources import Frame, Source
 
 log = logging.getLogger("edge")
 
-STATES = ("connecting", "up", "down", "ended")
-
 
 @dataclass
 class SourceStats:
