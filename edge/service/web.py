@@ -10,6 +10,8 @@ import time
 from collections import deque
 from typing import Optional
 
+from ..stream.capture import describe_state
+
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 # Only these paths map to files, so no request path can reach anything outside the folder.
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/index.html": ("index.html", "text/html; charset=utf-8"),
@@ -89,6 +91,7 @@ def status_document(status: dict, reasons: list, events: list, latest: dict, upt
         stamp = src.get("last_frame_at")
         rows.append({
             "id": str(sid), "uri": src.get("uri"), "connected": bool(src.get("connected")), "error": src.get("error"),
+            "state": describe_state(src),
             # a source is down exactly when /readyz names it, so the page and the probes never disagree
             "ok": not any(r.startswith(f"source {sid}:") for r in reasons),
             "captured": src.get("captured") or 0, "inferred": src.get("inferred") or 0,

@@ -100,7 +100,7 @@ function renderSources(s) {
       box.append(card);
     }
     card.classList.toggle("down", !src.ok);
-    card.querySelector(".badge").textContent = src.ok ? "live" : "down";
+    card.querySelector(".badge").textContent = src.ok ? "live" : src.state;
     const why = s.reasons.filter((r) => r.startsWith("source " + src.id + ":"));
     card.querySelector(".reason").textContent = why.join("; ") || (src.error || "");
     card.querySelector("tbody").replaceChildren(...src.detections.map((d) => {
