@@ -106,6 +106,22 @@ class TrackingConfig:
 
 
 @dataclass
+class MediaConfig:
+    """Snapshots and clips of zone and line events, in a directory with retention limits (oldest removed first)."""
+
+    dir: str = spec("directory the files go to (created when missing; must be writable)")
+    snapshots: bool = spec("save a clean and an annotated JPEG of each event's frame", True)
+    clip_seconds: float = spec("seconds after an event an MJPG .avi clip runs on (0: no clips)", 0.0, minimum=0.0)
+    pre_roll_seconds: float = spec("seconds before the event a clip starts (kept in memory as small JPEGs while "
+                                   "clips are on)", 2.0, minimum=0.0)
+    max_files: int = spec("files kept at most", 1000, minimum=1)
+    max_mb: float = spec("megabytes kept at most", 1000.0, exclusive_minimum=0.0)
+    max_age_hours: Optional[float] = spec("remove files older than this (default: no age limit)", None,
+                                          exclusive_minimum=0.0)
+    queue: int = spec("events waiting to be written; beyond it an event gets no files (counted)", 32, minimum=1)
+
+
+@dataclass
 class PipelineConfig:
     """Frame scheduling between capture and inference."""
 
@@ -200,6 +216,7 @@ class Config:
     pipeline: PipelineConfig = spec("frame scheduling", default_factory=PipelineConfig)
     tracking: TrackingConfig = spec("object tracking, zones and lines", default_factory=TrackingConfig)
     sinks: SinksConfig = spec("event sinks", default_factory=SinksConfig)
+    media: Optional[MediaConfig] = spec("event snapshots and clips (on when present)", None)
     logging: LoggingConfig = spec("logging", default_factory=LoggingConfig)
 
 

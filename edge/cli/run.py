@@ -54,6 +54,14 @@ def add_run_parser(sub) -> None:
                         "added to every source, or to SOURCE only; repeatable")
     a.add_argument("--line", action="append", default=[], metavar="[SOURCE/]NAME=x1,y1,x2,y2[:CLASSES]",
                    help="counting line; crossing from its left to its right (looking from point 1 to 2) counts as in")
+    m = p.add_argument_group("event snapshots and clips")
+    setting(m, "--media-dir", "media.dir", metavar="DIR", help="save a snapshot (and with --clip-seconds a clip) "
+            "of each zone or line event here; served at /media/ by --http")
+    setting(m, "--no-snapshots", "media.snapshots", action="store_false", help="no JPEG snapshots (clips only)")
+    for flag in ("clip-seconds", "pre-roll-seconds"):
+        setting(m, f"--{flag}", f"media.{flag.replace('-', '_')}", metavar="S")
+    for flag in ("max-files", "max-mb", "max-age-hours"):
+        setting(m, f"--media-{flag}", f"media.{flag.replace('-', '_')}", metavar="N")
     p.set_defaults(func=functools.partial(cmd_run, parser=p))
 
 

@@ -22,6 +22,7 @@ from ..detector import load_detector
 from ..errors import ModelError, SinkError
 from ..settings import Config, HttpConfig
 from ..stream.analytics import source_analytics
+from ..stream.media import Media
 from ..stream.pipeline import Pipeline
 from ..stream.sinks import open_sinks
 from ..stream.sources import open_source
@@ -55,7 +56,7 @@ def apply_log_level(config: Config, debug: bool) -> None:
         logging.getLogger().setLevel(config.logging.level.upper())
 
 
-RESTART_SECTIONS = ("sources", "pipeline", "sinks", "tracking")
+RESTART_SECTIONS = ("sources", "pipeline", "sinks", "tracking", "media")
 
 
 class Daemon:
@@ -68,9 +69,10 @@ class Daemon:
         self.model_key = model_key(config)
         sinks = open_sinks(config.sinks)
         if config.sinks.http is not None:
-            sinks.append(open_server(config.sinks.http))
+            sinks.append(open_server(config.sinks.http, config.media and config.media.dir))
         self.pipeline = Pipeline(detector, open_sources(config, detector), sinks, **vars(config.pipeline),
-                                 analytics=source_analytics(config, detector.names))
+                                 analytics=source_analytics(config, detector.names),
+                                 media=Media(config.media) if config.media else None)
         self.notifier = Notifier()
         self._hup = threading.Event()
         self._reload: Optional[threading.Thread] = None
@@ -155,7 +157,7 @@ class Daemon:
             self.notifier.stopping()
 
 
-def open_server(settings: HttpConfig):
+def open_server(settings: HttpConfig, media_dir: Optional[str] = None):
     """The ops HTTP server; a missing prometheus-client is a one-line SinkError naming the extra."""
     try:
         from .server import HttpServer
@@ -163,7 +165,7 @@ def open_server(settings: HttpConfig):
         if exc.name and exc.name.split(".")[0] == "prometheus_client":
             raise SinkError("the HTTP server needs prometheus-client: pip install 'edge[http]'") from exc
         raise
-    return HttpServer.from_settings(settings)
+    return HttpServer.from_settings(settings, media_dir)
 
 
 def open_sources(config: Config, detector) -> list:

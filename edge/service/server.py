@@ -14,7 +14,7 @@ import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler
 from typing import Callable, Iterator, Optional
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import cv2
 import numpy as np
@@ -26,6 +26,7 @@ from ..draw import draw_detections
 from ..errors import SinkError
 from ..settings import DEFAULT_HTTP, HttpConfig, secret
 from ..stream.capture import describe_state
+from ..stream.media import CONTENT_TYPES, media_file
 from ..stream.sinks.base import Sink
 from ..stream.sinks.worker import SinkStats, encode_event
 from .connections import BoundedHTTPServer
@@ -35,7 +36,7 @@ log = logging.getLogger("edge.http")
 
 TOKEN_ENV = "EDGE_HTTP_TOKEN"
 BOUNDARY = b"frame"
-PATHS = ["/", "/api/status", "/healthz", "/readyz", "/metrics", "/latest", "/snapshot.jpg", "/stream.mjpg"]
+PATHS = ["/", "/api/status", "/healthz", "/readyz", "/metrics", "/latest", "/snapshot.jpg", "/stream.mjpg", "/media/"]
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -207,8 +208,20 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, jpeg, "image/jpeg")
         elif path == "/stream.mjpg":
             self._stream(sink, source)
+        elif path.startswith("/media/"):
+            self._media(sink, unquote(path[len("/media/"):]))
         else:
             self._json(404, {"error": f"no such path {path}", "paths": PATHS})
+
+    def _media(self, sink: "HttpServer", relative: str) -> None:
+        """A saved snapshot or clip, read-only; anything outside the media directory is a 404."""
+        full = media_file(sink.media_dir, relative) if sink.media_dir else None
+        if full is None:
+            self._json(404, {"error": f"no media file {relative!r}"})
+            return
+        with open(full, "rb") as f:
+            body = f.read()
+        self._send(200, body, CONTENT_TYPES.get(os.path.splitext(full)[1], "application/octet-stream"))
 
     def _stream(self, sink: "HttpServer", source: Optional[str]) -> None:
         """multipart/x-mixed-replace: each newer annotated frame (of one source, or any) as one JPEG part, until the
@@ -249,19 +262,21 @@ class HttpServer(Sink):
     name = "http"
 
     @classmethod
-    def from_settings(cls, settings: HttpConfig) -> "HttpServer":
+    def from_settings(cls, settings: HttpConfig, media_dir: Optional[str] = None) -> "HttpServer":
         """The server `sinks.http` describes, its token read from the environment or a systemd credential."""
         token = settings.token or secret(settings.token_env, settings.token_credential, "sinks.http.token")
-        return cls(settings.listen, token=token, max_age=settings.max_age)
+        return cls(settings.listen, token=token, max_age=settings.max_age, media_dir=media_dir)
 
     def __init__(self, address: str = DEFAULT_HTTP, token: Optional[str] = None, max_age: float = 10.0,
-                 jpeg_quality: int = 80, max_viewers: int = 8, recent: int = 10) -> None:
+                 jpeg_quality: int = 80, max_viewers: int = 8, recent: int = 10,
+                 media_dir: Optional[str] = None) -> None:
+        """media_dir: where edge.stream.media saves event files, served under /media/."""
         self.host, self.port = parse_address(address)
         self.token = token or os.environ.get(TOKEN_ENV) or None
         if not is_loopback(self.host) and not self.token:
             raise SinkError(f"http: {self.host} is reachable from other machines; set a bearer token "
                             f"(--http-token or {TOKEN_ENV}) or bind to 127.0.0.1")
-        self.max_age, self.jpeg_quality = max_age, jpeg_quality
+        self.max_age, self.jpeg_quality, self.media_dir = max_age, jpeg_quality, media_dir
         self.counters = SinkStats()
         self.registry = CollectorRegistry(auto_describe=False)
         self.latest_event: Optional[dict] = None

@@ -80,13 +80,15 @@ class Pipeline:
     def __init__(self, detector, sources: Sequence[Source], sinks: Sequence[Sink] = (), *, all_frames: bool = False,
                  every: int = 1, max_fps: Optional[float] = None, drop: Optional[str] = None, queue_size: int = 8,
                  max_frames: Optional[int] = None, require_sources: bool = False, backoff: tuple = (0.5, 10.0),
-                 window: int = 512, analytics: Sequence = ()):
-        """analytics: a SourceAnalytics (edge/stream/analytics.py) or None per source, in the order of sources."""
+                 window: int = 512, analytics: Sequence = (), media=None):
+        """analytics: a SourceAnalytics (edge/stream/analytics.py) or None per source, in the order of sources;
+        media: an edge.stream.media.Media saving snapshots and clips of their events."""
         if not sources:
             raise ValueError("a pipeline needs at least one source")
         self.detector, self.sources = detector, list(sources)
         _unique_ids(self.sources)
         self.analytics = {s.id: a for s, a in zip(self.sources, analytics) if a is not None}
+        self.media = media
         self.sinks = [SinkHandle(s, _unique(getattr(s, "name", "sink"), i, sinks)) for i, s in enumerate(sinks)]
         self.every, self.max_frames, self.require_sources = max(1, int(every)), max_frames, require_sources
         self.min_period = 1.0 / max_fps if max_fps else 0.0
@@ -232,6 +234,10 @@ class Pipeline:
         tracking = self.analytics.get(frame.source_id)
         if tracking is not None:
             detections, area_events = tracking(frame, detections)
+        if self.media is not None:
+            self.media.frame(frame)
+            if area_events:
+                self.media.on_events(frame, detections, area_events, tracking.zones, tracking.lines)
         event = detections_event(frame, detections, self.model, timings, done, tracking and tracking.counts)
         for handle in self.sinks:
             handle.publish(event, frame, detections)
@@ -255,6 +261,7 @@ class Pipeline:
             "sinks": {h.name: h.stats() for h in self.sinks},
             "model_reloads": dict(self.reloads),
             "analytics": {sid: a.status() for sid, a in self.analytics.items()},
+            **({"media": self.media.stats()} if self.media is not None else {}),
         }
 
     def _shutdown(self, timeout: float = 5.0) -> None:
@@ -268,7 +275,8 @@ class Pipeline:
             if worker.is_alive():
                 worker.join(timeout)
         opened = self.sources if self.started_at is not None else self._opened  # capture threads opened the rest
-        for closer in [s.close for s in opened] + [lambda h=h: h.sink.close(timeout) for h in self.sinks]:
+        closers = [s.close for s in opened] + [lambda h=h: h.sink.close(timeout) for h in self.sinks]
+        for closer in closers + ([lambda: self.media.close(timeout)] if self.media is not None else []):
             try:
                 closer()
             except Exception as e:
