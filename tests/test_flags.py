@@ -16,9 +16,10 @@ STRINGS = {  # two valid values per string setting: the config's, then the flag'
     "sinks.mqtt.client_id": ("a", "b"), "sinks.mqtt.ca": ("a.pem", "b.pem"), "sinks.mqtt.cert": ("a.pem", "b.pem"),
     "sinks.mqtt.key": ("a.key", "b.key"), "sinks.http.listen": ("127.0.0.1:1", "127.0.0.1:2"),
     "sinks.http.token": ("a", "b"), "sinks.webhook.url": ("http://a/", "http://b/"), "sources.fourcc": ("MJPG", "YUYV"),
+    "media.dir": ("a", "b"),
 }
 SECTIONS = {"sinks.jsonl": {"path": "x.jsonl"}, "sinks.mqtt": {"url": "mqtt://x"}, "sinks.http": {},
-            "sinks.webhook": {"url": "http://x/"}}
+            "sinks.webhook": {"url": "http://x/"}, "media": {"dir": "m"}}
 
 
 def values(path: str) -> tuple:
@@ -49,7 +50,8 @@ def config_with(tmp_path, path: str, value) -> str:
     data = {"model": {"path": "m.onnx"}, "sources": [{"uri": "synthetic"}]}
     for section, base in SECTIONS.items():
         if path.startswith(section + "."):
-            data.setdefault("sinks", {})[section.split(".")[1]] = dict(base)
+            parent, _, name = section.rpartition(".")
+            (data.setdefault(parent, {}) if parent else data)[name] = dict(base)
     node, keys = data, path.split(".")
     if keys[0] == "sources":
         node = data["sources"][0]

@@ -57,7 +57,7 @@ def add_run_parser(sub) -> None:
     m = p.add_argument_group("event snapshots and clips")
     setting(m, "--media-dir", "media.dir", metavar="DIR", help="save a snapshot (and with --clip-seconds a clip) "
             "of each zone or line event here; served at /media/ by --http")
-    setting(m, "--no-snapshots", "media.snapshots", action="store_false", help="no JPEG snapshots (clips only)")
+    setting(m, "--snapshots", "media.snapshots", action=argparse.BooleanOptionalAction)
     for flag in ("clip-seconds", "pre-roll-seconds"):
         setting(m, f"--{flag}", f"media.{flag.replace('-', '_')}", metavar="S")
     for flag in ("max-files", "max-mb", "max-age-hours"):
