@@ -25,6 +25,7 @@ from ..detections import Detections
 from ..draw import draw_detections
 from ..errors import ConfigError
 from ..settings import MediaConfig
+from .avi import MjpegAvi
 from .sources import Frame
 
 log = logging.getLogger("edge.media")
@@ -143,28 +144,43 @@ class Retention:
 
 
 class _Clip:
-    """One clip being written: an OpenCV MJPG writer on a hidden temp file, until `end` (capture time)."""
+    """One clip being written: JPEG frames into an MJPG AVI under a hidden temp name, until `end` (capture time)."""
 
     def __init__(self, path: str, end: float, fps: float, size: tuple) -> None:
         self.path, self.temp, self.end, self.size = path, _temp(path), end, size
-        self.writer = cv2.VideoWriter(self.temp, cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
-        if not self.writer.isOpened():
-            _unlink(self.temp)
-            raise OSError(errno.EIO, f"OpenCV cannot write {self.temp}")
+        self.file = open(self.temp, "wb")
+        self.avi = MjpegAvi(self.file, size[0], size[1], fps)
 
-    def write(self, image: np.ndarray) -> None:
-        if image.shape[1::-1] != self.size:
-            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
-        self.writer.write(image)
+    def write(self, jpeg: np.ndarray, size: tuple) -> None:
+        """One frame; a frame of another size (the source changed resolution) is scaled to the clip's."""
+        if size != self.size:
+            jpeg = _encode(cv2.resize(cv2.imdecode(jpeg, cv2.IMREAD_COLOR), self.size, interpolation=cv2.INTER_AREA))
+        self.avi.write(jpeg.tobytes())
 
     def finish(self) -> None:
-        """Close the writer and give the file its final name."""
-        self.writer.release()
+        """Complete the file and give it its final name."""
+        try:
+            self.avi.close()
+            self.file.close()
+        except BaseException:
+            self.abandon()
+            raise
         commit(self.temp, self.path)
 
     def abandon(self) -> None:
-        self.writer.release()
+        try:
+            self.file.close()
+        except OSError:
+            pass
         _unlink(self.temp)
+
+
+def _encode(image: np.ndarray) -> np.ndarray:
+    """JPEG bytes (a uint8 array) of a BGR image."""
+    ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise OSError(errno.EIO, "JPEG encoding failed")
+    return jpeg
 
 
 def _small(image: np.ndarray) -> np.ndarray:
@@ -279,13 +295,13 @@ class Media:
                             e, self.counts["failed"])
 
     def _on_frame(self, frame: Frame) -> None:
+        """Encode the frame once (small JPEG) for the pre-roll ring and the clip being written."""
         small = _small(frame.image)
-        if self.settings.pre_roll_seconds > 0:
-            ok, jpeg = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-            ring = self._rings.setdefault(frame.source_id, deque())
-            ring.append((frame.timestamp, jpeg))
-            while ring[0][0] < frame.timestamp - self.settings.pre_roll_seconds:
-                ring.popleft()
+        entry = (frame.timestamp, _encode(small), small.shape[1::-1])
+        ring = self._rings.setdefault(frame.source_id, deque())
+        ring.append(entry)
+        while ring[0][0] < frame.timestamp - self.settings.pre_roll_seconds:
+            ring.popleft()
         clip = self._clips.get(frame.source_id)
         if clip is None:
             return
@@ -293,7 +309,7 @@ class Media:
             self._finish(frame.source_id)
         else:
             try:
-                clip.write(small)
+                clip.write(*entry[1:])
             except Exception:
                 self._clips.pop(frame.source_id).abandon()
                 raise
@@ -307,9 +323,7 @@ class Media:
             self._start_clip(frame, *new_clip)
 
     def _save_jpeg(self, relative: str, image: np.ndarray) -> None:
-        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-        if not ok:
-            raise OSError(errno.EIO, "JPEG encoding failed")
+        jpeg = _encode(image)
         path = os.path.join(self.root, relative)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         write_atomic(path, jpeg.tobytes())
@@ -320,16 +334,18 @@ class Media:
         sid = frame.source_id
         if sid in self._clips:
             self._finish(sid)
-        ring = [(t, j) for t, j in self._rings.get(sid, ()) if t <= frame.timestamp]
-        images = [cv2.imdecode(j, cv2.IMREAD_COLOR) for _, j in ring] or [_small(frame.image)]
-        span = ring[-1][0] - ring[0][0] if len(ring) > 1 else 0.0
+        ring = [e for e in self._rings.get(sid, ()) if e[0] <= frame.timestamp]
+        if not ring:  # the event's frame was dropped before the ring saw it
+            small = _small(frame.image)
+            ring = [(frame.timestamp, _encode(small), small.shape[1::-1])]
+        span = ring[-1][0] - ring[0][0]
         fps = min(max((len(ring) - 1) / span, 1.0), 60.0) if span > 0 else 10.0
         path = os.path.join(self.root, relative)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        clip = _Clip(path, end, fps, images[0].shape[1::-1])
+        clip = _Clip(path, end, fps, ring[0][2])
         try:
-            for image in images:
-                clip.write(image)
+            for _, jpeg, size in ring:
+                clip.write(jpeg, size)
         except Exception:
             clip.abandon()
             raise
