@@ -194,7 +194,7 @@ class Analytics:
             pts = np.asarray(points, np.float64)
             return pts * scale if pts.max() <= 1.0 else pts
 
-        self._polygons = {z.name: px(z.points) for z in self.zones}
+        self._polygons = {z.name: _edges(px(z.points)) for z in self.zones}
         self._segments = {ln.name: px(ln.points) for ln in self.lines}
 
     def update(self, detections: Detections, timestamp: float, frame_size: tuple[int, int]) -> list[dict]:
@@ -209,14 +209,18 @@ class Analytics:
         names = detections.names or [str(c) for c in detections.class_ids.tolist()]
         ids, classes = detections.track_ids.tolist(), detections.class_ids.tolist()
         for zone in self.zones:
-            inside = _inside_polygon(anchors, self._polygons[zone.name])
+            inside = _inside_edges(anchors, self._polygons[zone.name]).tolist()
             for k, tid in enumerate(ids):
                 if zone.classes and names[k] not in zone.classes:
                     continue
-                seen = self._tracks.setdefault(tid, _TrackSeen(self._frame))
+                seen = self._tracks.get(tid)
+                if not inside[k] and (seen is None or zone.name not in seen.presence):
+                    continue  # outside and never seen inside: no state to keep (the common case, kept cheap)
+                if seen is None:
+                    seen = self._tracks[tid] = _TrackSeen(self._frame)
                 state = seen.presence.setdefault(zone.name, _Presence())
                 state.name, state.class_id = names[k], classes[k]
-                self._vote(zone.name, tid, state, bool(inside[k]), timestamp, events)
+                self._vote(zone.name, tid, state, inside[k], timestamp, events)
         for line in self.lines:
             self._cross_line(line, anchors, ids, classes, names, timestamp, events)
         for tid in ids:
@@ -251,12 +255,11 @@ class Analytics:
         p1, p2 = self._segments[line.name]
         length = float(np.hypot(*(p2 - p1)))
         distance = _cross(p1, p2, anchors) / length  # signed pixels, > 0 on the right
+        sides = np.where(np.abs(distance) <= self.line_margin, 0, np.sign(distance)).astype(int).tolist()
         for k, tid in enumerate(ids):
-            if line.classes and names[k] not in line.classes:
-                continue
-            if abs(distance[k]) <= self.line_margin:
-                continue  # on the line: no side yet, keep the last clear one
-            side = 1 if distance[k] > 0 else -1
+            side = sides[k]
+            if side == 0 or (line.classes and names[k] not in line.classes):
+                continue  # on the line (no side yet, keep the last clear one) or a class not counted
             seen = self._tracks.setdefault(tid, _TrackSeen(self._frame))
             last = seen.sides.get(line.name)
             seen.sides[line.name] = _Side(side, anchors[k])
@@ -298,14 +301,21 @@ class Analytics:
         return {"zones": zones, "lines": lines}
 
 
-def _inside_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
-    """(N,) whether each point is inside the polygon (even-odd ray casting, vectorised over points and edges)."""
-    if len(points) == 0:
-        return np.zeros(0, bool)
-    x, y = points[:, 0:1], points[:, 1:2]
+def _edges(polygon: np.ndarray) -> tuple:
+    """(x1, y1, y2, dx/dy) of each edge, computed once per zone for _inside_edges."""
     x1, y1 = polygon[:, 0], polygon[:, 1]
     x2, y2 = np.roll(x1, -1), np.roll(y1, -1)
-    straddles = (y1 > y) != (y2 > y)
     with np.errstate(divide="ignore", invalid="ignore"):
-        x_at = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
+        slope = (x2 - x1) / (y2 - y1)
+    return x1, y1, y2, slope
+
+
+def _inside_edges(points: np.ndarray, edges: tuple) -> np.ndarray:
+    """(N,) whether each point is inside the polygon (even-odd ray casting, vectorised over points and edges)."""
+    x1, y1, y2, slope = edges
+    x, y = points[:, 0:1], points[:, 1:2]
+    straddles = (y1 > y) != (y2 > y)  # horizontal edges never straddle, so their inf/nan slope is never used
+    with np.errstate(invalid="ignore"):
+        x_at = x1 + (y - y1) * slope
     return (straddles & (x < x_at)).sum(1) % 2 == 1
+
