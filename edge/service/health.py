@@ -12,14 +12,17 @@ import urllib.error
 import urllib.request
 from typing import Optional, Tuple
 
-DEFAULT_URL = "http://127.0.0.1:8080"
+from ..settings import DEFAULT_HTTP
+
+DEFAULT_URL = f"http://{DEFAULT_HTTP}"
 READY, NOT_READY, UNREACHABLE = 0, 1, 3
 
 
 def url_from_config(path: str) -> Tuple[Optional[str], Optional[str]]:
     """(base URL, bearer token) of the HTTP sink a config sets up; (None, None) when it has none."""
     from ..errors import ConfigError
-    from .config import load, secret
+    from ..settings import secret
+    from .config import load
 
     http = load(path).sinks.http
     if http is None:
@@ -28,7 +31,7 @@ def url_from_config(path: str) -> Tuple[Optional[str], Optional[str]]:
     host = host.strip("[]")
     host = "127.0.0.1" if host in ("", "0.0.0.0") else "::1" if host == "::" else host
     try:
-        token = secret(http.token_env, http.token_credential, "sinks.http.token")
+        token = http.token or secret(http.token_env, http.token_credential, "sinks.http.token")
     except ConfigError:
         token = None
     return f"http://{f'[{host}]' if ':' in host else host}:{port}", token
