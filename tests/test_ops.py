@@ -156,5 +156,5 @@ def test_health_finds_the_url_and_token_in_the_config(tmp_path, monkeypatch):
                       "sinks: {http: {listen: '0.0.0.0:9123', token_env: TEST_HEALTH_TOKEN}}\n")
     monkeypatch.setenv("TEST_HEALTH_TOKEN", "s3cret")
     assert health.url_from_config(str(config)) == ("http://127.0.0.1:9123", "s3cret")
-    config.write_text("model: {path: m.onnx}\nsources: [{uri: synthetic}]\nsinks: {http: {listen: '[::]:80'}}\n")
-    assert health.url_from_config(str(config)) == ("http://[::1]:80", None)
+    config.write_text("model: {path: m.onnx}\nsources: [{uri: synthetic}]\nsinks: {http: {listen: '[::]:80', token: t}}\n")
+    assert health.url_from_config(str(config)) == ("http://[::1]:80", "t")
