@@ -32,14 +32,14 @@ def bench(model: str, images: Optional[str] = None, runs: int = 100, warmup: int
     detector = Detector.load(model, **load_options)
     load_ms = (time.perf_counter() - t0) * 1e3
     if images:
-        frames = [cv2.imread(f, cv2.IMREAD_COLOR) for f in list_images(images)]
-        frames = [f for f in frames if f is not None]
+        read = (cv2.imread(f, cv2.IMREAD_COLOR) for f in list_images(images))
+        frames: list = [f for f in read if f is not None]
     else:
         frames = [np.random.default_rng(0).integers(0, 256, (720, 1280, 3), dtype=np.uint8)]
     for i in range(warmup):
         detector(frames[i % len(frames)])
-    stages = {"preprocess": [], "inference": [], "postprocess": []}
-    total = []
+    stages: dict = {"preprocess": [], "inference": [], "postprocess": []}
+    total: list = []
     start = time.perf_counter()
     with Progress("bench", total=runs) as progress:
         for i in range(runs):

@@ -43,7 +43,7 @@ class OutputSpec:
 
 def _reg_max_help() -> str:
     """How each DFL format counts decode.reg_max, for the manifest schema."""
-    counts = {}
+    counts: dict = {}
     for f in FORMATS.values():
         if f.reg_max:
             counts.setdefault(f.reg_max, []).append(f.name)

@@ -35,7 +35,7 @@ class Detections:
         if not isinstance(other, Detections):
             return NotImplemented
         same_tracks = (self.track_ids is None) == (other.track_ids is None) and (
-            self.track_ids is None or np.array_equal(self.track_ids, other.track_ids)
+            self.track_ids is None or other.track_ids is None or np.array_equal(self.track_ids, other.track_ids)
         )
         return (
             np.array_equal(self.xyxy, other.xyxy)

@@ -12,7 +12,7 @@ from .detections import Detections
 def _colour(class_id: int) -> tuple:
     """A stable, distinct BGR colour per class."""
     hue = (class_id * 47) % 180
-    bgr = cv2.cvtColor(np.uint8([[[hue, 200, 255]]]), cv2.COLOR_HSV2BGR)[0, 0]
+    bgr = cv2.cvtColor(np.array([[[hue, 200, 255]]], np.uint8), cv2.COLOR_HSV2BGR)[0, 0]
     return tuple(int(v) for v in bgr)
 
 

@@ -83,7 +83,8 @@ def coco_ground_truth(path: str) -> dict:
 def yolo_ground_truth(labels_dir: str, images_dir: str, class_names: tuple) -> dict:
     """YOLO labels (labels_dir/<image stem>.txt: `class cx cy w h` normalized) as a COCO dict; an image without
     a label file has no objects. Image sizes come from the images themselves."""
-    images, annotations = [], []
+    images: list = []
+    annotations: list = []
     for path in list_images(images_dir):
         height, width = _image_size(path)
         image_id = len(images) + 1

@@ -36,9 +36,9 @@ def outline(cls: int, radius: float) -> np.ndarray:
         t = np.deg2rad(-90 + 36 * np.arange(10))
         r = np.where(np.arange(10) % 2 == 0, radius, 0.45 * radius)
         return np.stack([r * np.cos(t), r * np.sin(t)], 1)
-    w, r = 0.3 * radius, radius  # cross: a plus sign with arms of half-width w
-    return np.array([(-w, -r), (w, -r), (w, -w), (r, -w), (r, w), (w, w), (w, r), (-w, r), (-w, w), (-r, w),
-                     (-r, -w), (-w, -w)], np.float64)
+    w, a = 0.3 * radius, radius  # cross: a plus sign with arms of half-width w and length a
+    return np.array([(-w, -a), (w, -a), (w, -w), (a, -w), (a, w), (w, w), (w, a), (-w, a), (-w, w), (-a, w),
+                     (-a, -w), (-w, -w)], np.float64)
 
 
 def polygon(shape: Shape) -> np.ndarray:
@@ -112,7 +112,7 @@ def demo_frame(seq: int, width: int = 640, height: int = 480, objects: int = 5, 
         x0, y0 = rng.uniform(0, 1, 2) * (column - size, height - size)
         vx, vy = rng.uniform(0.5, 1.5), rng.uniform(3, 6) * rng.choice((-1, 1))
         hue = (int(cls) * 36 + 10) % 180
-        colour = cv2.cvtColor(np.uint8([[[hue, 220, 230]]]), cv2.COLOR_HSV2BGR)[0, 0].astype(float)
+        colour = cv2.cvtColor(np.array([[[hue, 220, 230]]], np.uint8), cv2.COLOR_HSV2BGR)[0, 0].astype(float)
         shape = Shape(int(cls), i * column + _bounce(x0 + vx * seq, column - size) + size / 2,
                       _bounce(y0 + vy * seq, height - size) + size / 2, size,
                       rng.uniform(0, 360) + seq * rng.uniform(-4, 4), tuple(colour))

@@ -11,7 +11,7 @@ import difflib
 import math
 import re
 import typing
-from typing import Any, Optional, Sequence
+from typing import Any, Collection, Mapping, Optional, Sequence
 
 MISSING = dataclasses.MISSING
 
@@ -24,7 +24,7 @@ class ValidationError(ValueError):
         self.path, self.problem = path, problem
 
 
-def spec(description: str, default: Any = MISSING, *, default_factory: Any = MISSING, choices: Sequence = (),
+def spec(description: str, default: Any = MISSING, *, default_factory: Any = MISSING, choices: Collection = (),
          minimum: Optional[float] = None, exclusive_minimum: Optional[float] = None,
          maximum: Optional[float] = None, pattern: Optional[str] = None, pattern_hint: str = "") -> Any:
     """A dataclass field with a description and constraints for both validation and the schema.
@@ -77,7 +77,7 @@ def scalar_type(hint: Any) -> type:
     return hint
 
 
-def _value(hint: Any, value: Any, path: str, meta: dict) -> Any:
+def _value(hint: Any, value: Any, path: str, meta: Mapping) -> Any:
     """Check and convert one value against its annotation and constraints."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is typing.Union:
@@ -89,7 +89,7 @@ def _value(hint: Any, value: Any, path: str, meta: dict) -> Any:
             raise ValidationError(path, f"must be a list, got {_show(value)}")
         items = [_value(args[0], item, f"{path}[{i}]", meta) for i, item in enumerate(value)]
         return items if origin is list else tuple(items)
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return build(hint, value, path)
     if hint is dict:
         if not isinstance(value, dict):
@@ -112,7 +112,7 @@ def _scalar(hint: type, value: Any, path: str) -> Any:
     return value
 
 
-def _check(value: Any, path: str, meta: dict) -> None:
+def _check(value: Any, path: str, meta: Mapping) -> None:
     """Choices, bounds and pattern from the field's metadata."""
     choices = meta.get("choices")
     if choices and value not in choices:
@@ -165,7 +165,7 @@ def _type_schema(hint: Any) -> dict:
         return {"anyOf": [inner, {"type": "null"}]}
     if origin in (list, tuple):
         return {"type": "array", "items": _type_schema(args[0])}
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return schema(hint)
     return {"type": {str: "string", int: "integer", float: "number", bool: "boolean", dict: "object"}[hint]}
 

@@ -124,9 +124,9 @@ def flatbuffer_problem(data: bytes) -> Optional[str]:
     try:
         for index in (1, 2):  # operator codes, subgraphs
             vector(model, index, 4)
-        buffers = vector(model, 4, 4)
-        for k in range(buffers[1] if buffers else 0):
-            at = buffers[0] + 4 * k
+        first, count = vector(model, 4, 4) or (0, 0)
+        for k in range(count):
+            at = first + 4 * k
             buffer = table(at + u32(at))
             if buffer is None:
                 return f"buffer {k} out of bounds"

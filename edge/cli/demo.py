@@ -6,7 +6,7 @@ import json
 import os
 import time
 from collections import Counter
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import cv2
 import numpy as np
@@ -116,7 +116,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     tracking = SourceAnalytics(TrackingConfig(), args.zone, lines, frame_rate=FPS)
     sink = VideoSink(os.path.join(args.out, "annotated.avi"), (WIDTH, HEIGHT), zones=args.zone, lines=lines)
     sinks: list = [sink]
-    source = sample
+    source: Union[str, DemoScene] = sample
     if args.http:
         from ..service.server import HttpServer
 
@@ -140,9 +140,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not args.json:
         per_class = ", ".join(f"{n} {counts[n]}" for n in CLASSES)
         print(f"{frames} frames; tracked detections per class: {per_class}")
-        for name, c in tracking.counts["lines"].items():
+        final = tracking.counts or {"lines": {}, "zones": {}}
+        for name, c in final["lines"].items():
             print(f"line {name}: {c['in']} in, {c['out']} out")
-        for name, c in tracking.counts["zones"].items():
+        for name, c in final["zones"].items():
             print(f"zone {name}: {c['count']} inside now")
         print(f"sample video {sample}\nannotated video {sink.path}")
     return 0

@@ -93,7 +93,7 @@ def _loader(yaml) -> type:
     """yaml's safe loader (libyaml when available) that rejects duplicate keys."""
     base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-    class Loader(base):
+    class Loader(base):  # type: ignore[valid-type,misc]  # a base chosen at run time (libyaml or not)
         def construct_mapping(self, node, deep=False):
             seen = set()
             for key_node, _ in node.value:

@@ -183,7 +183,7 @@ class _Handler(BaseHTTPRequestHandler):
                                                   f"Bearer {sink.token}".encode()):
             self._json(401, {"error": "missing or wrong bearer token"}, {"WWW-Authenticate": "Bearer"})
             return
-        source = (parse_qs(url.query).get("source") or [None])[0]
+        source: Optional[str] = (parse_qs(url.query).get("source") or [""])[0] or None
         if path == "/healthz":
             self._json(200, {"status": "alive", "uptime_s": round(time.monotonic() - sink.started_monotonic, 3),
                              "sources": sink.source_states()})
@@ -298,7 +298,10 @@ class HttpServer(Sink):
     @property
     def address(self) -> tuple[str, int]:
         """The (host, port) being served (the real port when 0 was asked for)."""
-        return self._server.server_address[:2] if self._server else (self.host, self.port)
+        if self._server is None:
+            return self.host, self.port
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
 
     def stats(self) -> dict:
         """{"published", "failed", "dropped"} for the pipeline's status()."""

@@ -85,9 +85,9 @@ class Notifier:
                                                 for s in snapshot["sources"].values()):
                 return  # a source is still opening or about to deliver its first frame
             self.ready = True
-            self._send("READY=1", f"STATUS={status_line(snapshot)}", self.watchdog and "WATCHDOG=1")
+            self._send("READY=1", f"STATUS={status_line(snapshot)}", "WATCHDOG=1" if self.watchdog else None)
         elif now >= self._next:
-            self._send(self.watchdog and "WATCHDOG=1", f"STATUS={status_line(status())}")
+            self._send("WATCHDOG=1" if self.watchdog else None, f"STATUS={status_line(status())}")
         else:
             return
         self._next = now + (self.watchdog or STATUS_PERIOD)

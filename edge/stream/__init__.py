@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Iterator, Sequence, Union
+from typing import Generator, Sequence, Union
 
 from .pipeline import Pipeline
 from .sources import Source, open_source, split_name
@@ -12,7 +12,7 @@ PIPELINE_OPTIONS = ("sinks", "every", "max_fps", "drop", "queue_size", "max_fram
 
 
 def stream(detector, source: Union[str, Source, Sequence[Union[str, Source]]], *, all_frames: bool = False,
-           **options) -> Iterator[dict]:
+           **options) -> Generator[dict, None, None]:
     """Yield one event per inferred frame; `detector` is a Detector or a model path, `source` a URI, a Source or a list.
 
     Pipeline options: sinks, every, max_fps, drop, queue_size, max_frames, require_sources, backoff, window,

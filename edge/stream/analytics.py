@@ -13,15 +13,20 @@ from .sources import Frame
 DEFAULT_FRAME_RATE = 30.0
 
 
+def _checked(shape: type, items: list, where: str) -> list:
+    """Zone or Line objects from their settings; ConfigError naming the item when one is wrong."""
+    out = []
+    for i, item in enumerate(items):
+        try:
+            out.append(shape(item.name, tuple(map(tuple, item.points)), tuple(item.classes)))
+        except ValueError as e:
+            raise ConfigError(f"{where}[{i}]: {e}") from None
+    return out
+
+
 def areas(source: SourceConfig, where: str) -> tuple[list, list]:
     """(zones, lines) of one source as checked geometry; ConfigError naming the key path when one is wrong."""
-    built: tuple[list, list] = ([], [])
-    for kind, items, out in (("zones", source.zones, built[0]), ("lines", source.lines, built[1])):
-        for i, item in enumerate(items):
-            try:
-                out.append((Zone if kind == "zones" else Line)(item.name, item.points, tuple(item.classes)))
-            except ValueError as e:
-                raise ConfigError(f"{where}.{kind}[{i}]: {e}") from None
+    built = (_checked(Zone, source.zones, f"{where}.zones"), _checked(Line, source.lines, f"{where}.lines"))
     names = [a.name for a in built[0] + built[1]]
     for name in names:
         if names.count(name) > 1:

@@ -7,7 +7,7 @@ top counts left-to-right movement as "in").
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -105,7 +105,7 @@ class Line:
         object.__setattr__(self, "classes", tuple(self.classes))
 
 
-def _parse(kind: str, text: str) -> tuple[str, list, tuple]:
+def _parse(kind: str, text: str) -> tuple[str, tuple, tuple]:
     name, sep, rest = text.partition("=")
     if not sep:
         raise ValueError(f"{kind} {text!r}: expected NAME=x1,y1,x2,y2,...[:class,class]")
@@ -117,7 +117,7 @@ def _parse(kind: str, text: str) -> tuple[str, list, tuple]:
     if len(values) % 2:
         raise ValueError(f"{kind} {name.strip()!r}: odd number of coordinates ({len(values)})")
     names = tuple(c.strip() for c in classes.split(",") if c.strip())
-    return name.strip(), [values[i:i + 2] for i in range(0, len(values), 2)], names
+    return name.strip(), tuple(tuple(values[i:i + 2]) for i in range(0, len(values), 2)), names
 
 
 def parse_zone(text: str) -> Zone:
@@ -176,15 +176,16 @@ class Analytics:
         anchor_points(np.zeros((0, 4)), anchor)  # validates the anchor name
         self.zones, self.lines = list(zones), list(lines)
         self.anchor, self.inertia, self.line_margin, self.max_missing = anchor, inertia, line_margin, max_missing
-        self._polygons: Optional[dict] = None
-        self._segments: Optional[dict] = None
+        self._polygons: dict = {}  # pixel geometry, resolved against the first frame's size
+        self._segments: dict = {}
+        self._resolved = False
         self.reset()
 
     def reset(self) -> None:
         """Forget tracks and counts (geometry stays resolved)."""
         self._frame = 0
         self._tracks: dict[int, _TrackSeen] = {}
-        self._line_counts = {ln.name: {"in": 0, "out": 0, "classes": {}} for ln in self.lines}
+        self._line_counts: dict[str, dict] = {ln.name: {"in": 0, "out": 0, "classes": {}} for ln in self.lines}
 
     def _resolve(self, frame_size: tuple[int, int]) -> None:
         """Normalized coordinates (all within 0..1) -> pixels of this (width, height)."""
@@ -196,12 +197,13 @@ class Analytics:
 
         self._polygons = {z.name: _edges(px(z.points)) for z in self.zones}
         self._segments = {ln.name: px(ln.points) for ln in self.lines}
+        self._resolved = True
 
     def update(self, detections: Detections, timestamp: float, frame_size: tuple[int, int]) -> list[dict]:
         """Feed one frame's tracked detections (track_ids set); returns this frame's events as dicts."""
         if detections.track_ids is None:
             raise ValueError("Analytics.update needs tracked detections (run Tracker.update first)")
-        if self._polygons is None:
+        if not self._resolved:
             self._resolve(frame_size)
         self._frame += 1
         events: list[dict] = []

@@ -9,6 +9,7 @@ string): the named-tensor API (TensorRT 8.5+ and 10: set_tensor_address + execut
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -126,15 +127,16 @@ class TensorRTBackend(Backend):
         except OSError as e:
             raise ModelError(f"{path}: cannot read the engine ({e.strerror})") from None
         self._cuda = cuda
-        self._gpu = CudaContext(cuda, device)
-        self._host_buffers, self._device_buffers = [], []
+        self._gpu: Any = CudaContext(cuda, device)  # None once closed
+        self._host_buffers: list = []
+        self._device_buffers: list = []
         try:
             layout = self._open(trt, cuda, path, blob)
         except BaseException:
             self._gpu.release()
             raise
         pairs = list(zip(layout, self._host_buffers, self._device_buffers))
-        self._input = next((h, d) for t, h, d in pairs if t.is_input)
+        self._input: Any = next((h, d) for t, h, d in pairs if t.is_input)
         self._outputs = [(h, d) for t, h, d in pairs if not t.is_input]
         self._results = [h for h, _ in self._outputs]
         self.inputs = [TensorInfo(t.name, t.shape, t.dtype.name) for t in layout if t.is_input]

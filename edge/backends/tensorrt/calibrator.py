@@ -75,7 +75,7 @@ def make_calibrator(trt, cuda, batches: Optional[CalibrationBatches], cache_path
         raise ModelError(f"calibration algorithm {algorithm!r}; expected one of {', '.join(ALGORITHMS)}")
     base = trt.IInt8EntropyCalibrator2 if algorithm == "entropy" else trt.IInt8MinMaxCalibrator
 
-    class Calibrator(base):
+    class Calibrator(base):  # type: ignore[valid-type,misc]  # TensorRT's class for the algorithm asked for
         def __init__(self):
             base.__init__(self)  # TensorRT's Python bindings need the base constructor called explicitly
             self.device_batch = cuda.mem_alloc(batches.nbytes) if batches else None

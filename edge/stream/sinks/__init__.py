@@ -40,7 +40,7 @@ register("mqtt", _lazy("mqtt", "MqttSink"), needs="paho", extra="mqtt")
 register("webhook", _lazy("webhook", "WebhookSink"))
 
 
-def sink_class(key: str) -> type:
+def sink_class(key: str) -> Any:
     """The registered class; a missing optional library is a one-line SinkError naming the extra."""
     kind = SINKS[key]
     try:

@@ -117,7 +117,7 @@ def _synthetic_args(uri: str) -> dict:
     if not match:
         raise SourceError(f"{uri}: expected synthetic[:WxH[@fps]], e.g. synthetic:640x480@30")
     width, height, fps = match.groups()
-    args = {"width": int(width), "height": int(height)} if width else {}
+    args: dict = {"width": int(width), "height": int(height)} if width else {}
     if fps is not None:
         args["fps"] = float(fps)
     return args

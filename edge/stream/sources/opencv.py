@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Optional, Sequence, Union
 
 import cv2
+import numpy as np
 
 from .base import Frame, Source, SourceError
 
@@ -53,7 +54,7 @@ class OpenCVSource(Source):
             return self.end_of_stream()
         return self.frame(image)
 
-    def grab(self) -> Optional[object]:
+    def grab(self) -> Optional[np.ndarray]:
         """One decoded BGR image from the capture, or None."""
         if self.capture is None:
             raise SourceError(f"{self.uri}: not open")
