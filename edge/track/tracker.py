@@ -6,7 +6,8 @@ low-score detections, tentative tracks against what is left; unmatched high-scor
 lost tracks are kept for `track_buffer * frame_rate / 30` frames. Own code, one numpy array per track attribute.
 Differences: a track gets its id when it is confirmed (`min_hits` consecutive matches), so ids stay dense; boxes
 returned are the detections' own boxes, not the filter's; the Kalman state is BoT-SORT's (x, y, w, h), not
-ByteTrack's (x, y, aspect, h), see kalman.py.
+ByteTrack's (x, y, aspect, h), see kalman.py; ByteTrack's removal of tracked/lost duplicates (IoU > 0.85) is left
+out (it never fired on bench/track_bench.py's scenes).
 """
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ class Tracker:
         class_agnostic: bool = True,
         fuse_score: bool = True,
     ) -> None:
-        """Defaults are ByteTrack's (MOT17) except match_thresh 0.9 (0.8 there): small or fast boxes at low fps.
+        """Defaults are ByteTrack's demo ones except match_thresh 0.9 (0.8 there), the value of its MOT17 evaluation.
 
         Score thresholds apply to detection scores; match thresholds are the largest 1 - IoU (x score) cost kept.
 
