@@ -5,7 +5,9 @@ matched first against all tracked and lost tracks (IoU fused with score), the re
 low-score detections, tentative tracks against what is left; unmatched high-score detections start tentative tracks;
 lost tracks are kept for `track_buffer * frame_rate / 30` frames. Own code, one numpy array per track attribute.
 Differences: a track gets its id when it is confirmed (`min_hits` consecutive matches), so ids stay dense; boxes
-returned are the detections' own boxes, not the filter's.
+returned are the detections' own boxes, not the filter's; the Kalman state is BoT-SORT's (x, y, w, h), not
+ByteTrack's (x, y, aspect, h), see kalman.py; ByteTrack's removal of tracked/lost duplicates (IoU > 0.85) is left
+out (it never fired on bench/track_bench.py's scenes).
 """
 from __future__ import annotations
 
@@ -52,7 +54,7 @@ class Tracker:
         class_agnostic: bool = True,
         fuse_score: bool = True,
     ) -> None:
-        """Defaults are ByteTrack's (MOT17) except match_thresh 0.9 (0.8 there): small or fast boxes at low fps.
+        """Defaults are ByteTrack's demo ones except match_thresh 0.9 (0.8 there), the value of its MOT17 evaluation.
 
         Score thresholds apply to detection scores; match thresholds are the largest 1 - IoU (x score) cost kept.
 
@@ -97,9 +99,9 @@ class Tracker:
         """Match this frame's detections to tracks; returns those on confirmed tracks, with track_ids set."""
         self._frame += 1
         if len(self._state):
-            self._mean[self._state == LOST, 7] = 0  # a lost box keeps moving but stops growing (as ByteTrack)
+            self._mean[self._state == LOST, 6:] = 0  # a lost box keeps moving but stops growing (as BoT-SORT)
             self._mean, self._var = kalman.predict(self._mean, self._var)
-        track_boxes = kalman.xyah_to_xyxy(self._mean[:, :4])
+        track_boxes = kalman.xywh_to_xyxy(self._mean[:, :4])
         scores = detections.scores
         det_track = np.full(len(detections), -1, np.int64)  # track index matched to each detection
 
@@ -117,8 +119,8 @@ class Tracker:
         matched_dets = np.flatnonzero(det_track >= 0)
         matched = det_track[matched_dets]
         if len(matched):
-            xyah = kalman.xyxy_to_xyah(detections.xyxy[matched_dets])
-            self._mean[matched], self._var[matched] = kalman.update(self._mean[matched], self._var[matched], xyah)
+            xywh = kalman.xyxy_to_xywh(detections.xyxy[matched_dets])
+            self._mean[matched], self._var[matched] = kalman.update(self._mean[matched], self._var[matched], xywh)
             self._hits[matched] += 1
             self._last[matched] = self._frame
             self._cls[matched] = detections.class_ids[matched_dets]
@@ -172,7 +174,7 @@ class Tracker:
 
     def _start(self, detections: Detections, new: np.ndarray) -> np.ndarray:
         """Start tracks on these detections; returns their ids (0 while tentative)."""
-        mean, var = kalman.initiate(kalman.xyxy_to_xyah(detections.xyxy[new]))
+        mean, var = kalman.initiate(kalman.xyxy_to_xywh(detections.xyxy[new]))
         n = len(new)
         ids = np.zeros(n, np.int64)
         confirmed = self._frame == 1 or self.min_hits <= 1
