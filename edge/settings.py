@@ -34,7 +34,7 @@ class ModelConfig:
                                   choices=BACKENDS)
     providers: Optional[List[str]] = spec("onnxruntime execution providers in order (default CPUExecutionProvider)",
                                           None)
-    threads: Optional[int] = spec("inference threads", None, minimum=1)
+    threads: Optional[int] = spec("inference threads", None, minimum=1, maximum=1024)
 
 
 @dataclass
@@ -43,7 +43,7 @@ class ThresholdsConfig:
 
     conf: Optional[float] = spec("confidence threshold", None, minimum=0.0, maximum=1.0)
     iou: Optional[float] = spec("NMS IoU threshold", None, minimum=0.0, maximum=1.0)
-    max_det: Optional[int] = spec("maximum detections per frame", None, minimum=1)
+    max_det: Optional[int] = spec("maximum detections per frame", None, minimum=1, maximum=100000)
     agnostic: bool = spec("class-agnostic NMS", False)
     multi_label: Optional[bool] = spec("allow several classes per anchor", None)
 
@@ -77,8 +77,8 @@ class SourceConfig:
     uri: str = spec("synthetic[:WxH[@fps]], video file, image folder, /dev/videoN, v4l2:N, rtsp://, http(s)://, "
                     "gst:PIPELINE or picamera2[:N]")
     name: Optional[str] = spec("source id in events and topics (default: derived from the URI)", None, pattern=NAME)
-    width: Optional[int] = spec("capture width (cameras, synthetic)", None, minimum=1)
-    height: Optional[int] = spec("capture height (cameras, synthetic)", None, minimum=1)
+    width: Optional[int] = spec("capture width (cameras, synthetic)", None, minimum=1, maximum=16384)
+    height: Optional[int] = spec("capture height (cameras, synthetic)", None, minimum=1, maximum=16384)
     fps: Optional[float] = spec("capture frame rate (cameras, synthetic)", None)
     fourcc: Optional[str] = spec("V4L2 pixel format, e.g. MJPG", None, pattern=r"[ -~]{4}")
     zones: List[ZoneConfig] = spec("polygon zones (turn tracking on)", default_factory=list)
@@ -130,7 +130,7 @@ class PipelineConfig:
     max_fps: Optional[float] = spec("cap the inference rate", None, exclusive_minimum=0.0)
     drop: Optional[str] = spec("full queue policy (default latest, or block with all_frames)", None,
                                choices=DROP_POLICIES)
-    queue_size: int = spec("frames queued per source with all_frames", 8, minimum=1)
+    queue_size: int = spec("frames queued per source with all_frames", 8, minimum=1, maximum=1000)
     max_frames: Optional[int] = spec("stop after N inferred frames", None, minimum=1)
     require_sources: bool = spec("exit at start-up when a source cannot be opened (default: live sources that are "
                                  "down are retried while the others run)", False)
@@ -142,7 +142,7 @@ class JsonlConfig:
 
     path: str = spec("file path, or '-' for stdout")
     max_bytes: int = spec("rotate the file past this many bytes (0: never)", 0, minimum=0)
-    backups: int = spec("rotated files kept", 5, minimum=0)
+    backups: int = spec("rotated files kept", 5, minimum=0, maximum=1000)
 
 
 @dataclass
@@ -162,6 +162,8 @@ class MqttConfig:
     password_env: Optional[str] = spec("environment variable holding the password", None, pattern=NAME)
     password_credential: Optional[str] = spec("systemd credential ($CREDENTIALS_DIRECTORY/NAME) holding the password",
                                               None, pattern=CREDENTIAL)
+    reconnect_max: float = spec("longest wait between reconnection attempts, seconds (paho doubles from 1 s)", 5.0,
+                                minimum=1.0, maximum=300.0)
 
 
 @dataclass
@@ -184,7 +186,7 @@ class WebhookConfig:
 
     url: str = spec("http(s) URL", pattern=r"https?://\S+")
     timeout: float = spec("seconds per POST", 5.0, exclusive_minimum=0.0)
-    retries: int = spec("retries after a failed POST, with doubling backoff", 3, minimum=0)
+    retries: int = spec("retries after a failed POST, with doubling backoff", 3, minimum=0, maximum=100)
 
 
 @dataclass
@@ -195,7 +197,7 @@ class SinksConfig:
     mqtt: Optional[MqttConfig] = spec("MQTT sink", None)
     http: Optional[HttpConfig] = spec("HTTP probes, metrics and preview", None)
     webhook: Optional[WebhookConfig] = spec("webhook sink", None)
-    queue: int = spec("events each queued sink holds before dropping the oldest", 1000, minimum=1)
+    queue: int = spec("events each queued sink holds before dropping the oldest", 1000, minimum=1, maximum=1000000)
 
 
 @dataclass

@@ -14,6 +14,7 @@ import typing
 from typing import Any, Collection, Mapping, Optional, Sequence
 
 MISSING = dataclasses.MISSING
+BAD = object()  # what an invalid value becomes while collecting every problem
 
 
 class ValidationError(ValueError):
@@ -39,23 +40,38 @@ def spec(description: str, default: Any = MISSING, *, default_factory: Any = MIS
 
 def build(cls: type, data: Any, path: str = "") -> Any:
     """A `cls` instance from nested dicts/lists, or ValidationError naming the first bad key."""
+    errors: list = []
+    result = collect(cls, data, errors, path)
+    if errors:
+        raise errors[0]
+    return result
+
+
+def collect(cls: type, data: Any, errors: list, path: str = "") -> Any:
+    """A `cls` instance with every problem (not only the first) appended to `errors` as ValidationError; a bad
+    value is replaced by its default so the rest can still be checked (None when a required one is bad)."""
     if not isinstance(data, dict):
-        raise ValidationError(path, f"must be a mapping, got {_show(data)}")
+        errors.append(ValidationError(path, f"must be a mapping, got {_show(data)}"))
+        return None
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     for key in data:
         if key not in fields:
             close = difflib.get_close_matches(str(key), fields, n=1)
             hint = f" (did you mean {close[0]}?)" if close else f" (expected {_alternatives(sorted(fields), 'or')})"
-            raise ValidationError(_join(path, str(key)), f"unknown key{hint}")
-    values = {}
+            errors.append(ValidationError(_join(path, str(key)), f"unknown key{hint}"))
+    values, complete = {}, True
     for name, f in fields.items():
-        where = _join(path, name)
+        where, required = _join(path, name), f.default is MISSING and f.default_factory is MISSING
         if name in data:
-            values[name] = _value(hints[name], data[name], where, f.metadata)
-        elif f.default is MISSING and f.default_factory is MISSING:
-            raise ValidationError(where, "is required")
-    return cls(**values)
+            value = _value(hints[name], data[name], where, f.metadata, errors)
+            if value is not BAD:
+                values[name] = value
+            complete = complete and not (required and value is BAD)
+        elif required:
+            errors.append(ValidationError(where, "is required"))
+            complete = False
+    return cls(**values) if complete else None
 
 
 def field_of(cls: type, path: str) -> tuple:
@@ -77,26 +93,35 @@ def scalar_type(hint: Any) -> type:
     return hint
 
 
-def _value(hint: Any, value: Any, path: str, meta: Mapping) -> Any:
-    """Check and convert one value against its annotation and constraints."""
+def _value(hint: Any, value: Any, path: str, meta: Mapping, errors: list) -> Any:
+    """Check and convert one value against its annotation and constraints; BAD (problems in `errors`) if invalid."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is typing.Union:
         if value is None:
             return None
-        return _value(next(a for a in args if a is not type(None)), value, path, meta)
+        return _value(next(a for a in args if a is not type(None)), value, path, meta, errors)
     if origin in (list, tuple):
         if not isinstance(value, list):
-            raise ValidationError(path, f"must be a list, got {_show(value)}")
-        items = [_value(args[0], item, f"{path}[{i}]", meta) for i, item in enumerate(value)]
+            errors.append(ValidationError(path, f"must be a list, got {_show(value)}"))
+            return BAD
+        items = [_value(args[0], item, f"{path}[{i}]", meta, errors) for i, item in enumerate(value)]
+        if any(item is BAD for item in items):
+            return BAD
         return items if origin is list else tuple(items)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return build(hint, value, path)
+        built = collect(hint, value, errors, path)
+        return BAD if built is None else built
     if hint is dict:
         if not isinstance(value, dict):
-            raise ValidationError(path, f"must be a mapping, got {_show(value)}")
+            errors.append(ValidationError(path, f"must be a mapping, got {_show(value)}"))
+            return BAD
         return value
-    value = _scalar(hint, value, path)
-    _check(value, path, meta)
+    try:
+        value = _scalar(hint, value, path)
+        _check(value, path, meta)
+    except ValidationError as e:
+        errors.append(e)
+        return BAD
     return value
 
 

@@ -115,8 +115,10 @@ def test_yaml_problems_are_located(tmp_path):
 
 
 def test_check_config_exit_codes(tmp_path):
+    from .stream_helpers import tiny_model
+
     good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
-    good.write_text(yaml.safe_dump(MINIMAL))
+    good.write_text(yaml.safe_dump(with_("model.path", tiny_model(tmp_path / "m.onnx"))))  # check-config looks
     bad.write_text(yaml.safe_dump(with_("sinks.mqtt", {"url": "mqtt://broker", "qos": 5})))
     ok = edge("check-config", good)
     assert ok.returncode == 0 and "ok" in ok.stdout, ok.stderr

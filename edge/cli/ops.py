@@ -33,13 +33,14 @@ def add_ops_parsers(sub) -> None:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    """Validate the file; secrets it references are resolved only by `edge run`, in the service's environment."""
-    from ..service.config import EX_CONFIG, load
+    """Validate the file as `edge run` would (every problem, one a line); secrets are resolved only by `edge run`."""
+    from ..service.config import EX_CONFIG, read, validate
 
     try:
-        config = load(args.file)
+        config = validate(read(args.file), where=args.file)
     except ConfigError as e:
-        log.error("error: %s", e)
+        for line in str(e).splitlines():
+            log.error("error: %s", line)
         return EX_CONFIG
     sinks = [name for name in ("jsonl", "mqtt", "http", "webhook") if getattr(config.sinks, name)]
     print(f"{args.file}: ok (model {config.model.path}; {len(config.sources)} source(s); "

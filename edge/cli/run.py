@@ -66,8 +66,8 @@ def add_run_parser(sub) -> None:
 
 
 def cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """Run until the sources end, --max-frames, or SIGTERM/SIGINT; exit 78 (EX_CONFIG) on a bad config."""
-    from ..service.config import EX_CONFIG
+    """Run until the sources end, --max-frames, or SIGTERM/SIGINT; exit 78 (EX_CONFIG) on any configuration error."""
+    from ..service.config import EX_CONFIG, check
     from ..service.daemon import Daemon
 
     if args.config is None and ("model.path" not in given(args) or not args.source):
@@ -76,14 +76,26 @@ def cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     resolve = functools.partial(run_config, args)
     try:
         config = resolve()
-        daemon = Daemon(config, resolve, debug=args.debug)  # checks zone and line classes against the model's
+        problems = check(config)  # what `edge check-config` checks beyond the settings themselves
+        if problems:
+            raise ConfigError("\n".join(f"{args.config}: {p}" if args.config else p for p in problems))
+        daemon = Daemon(config, resolve, debug=args.debug)  # checks zone and line classes against the model's;
+        # resolves the secrets (a missing one is a ConfigError)
     except ConfigError as e:
-        wrong_flag = flag_error(e, given(args)) or area_flag_error(e, args.area_paths)
-        if wrong_flag:
-            parser.error(wrong_flag)
-        log.error("error: %s", e)
+        lines = str(e).splitlines()
+        wrong_flags = [m for m in (wrong_flag(line, args) for line in lines) if m]
+        if wrong_flags:
+            parser.error("; ".join(wrong_flags))
+        for line in lines:
+            log.error("error: %s", line)
         return EX_CONFIG
     return daemon.run()
+
+
+def wrong_flag(line: str, args: argparse.Namespace) -> Optional[str]:
+    """The usage error when a flag (or --zone/--line) caused this line of a ConfigError; None when the file did."""
+    error = ConfigError(line)
+    return flag_error(error, given(args)) or area_flag_error(error, getattr(args, "area_paths", {}))
 
 
 def area_flags(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list:
@@ -115,20 +127,22 @@ def area_flag_error(error: ConfigError, paths: dict) -> Optional[str]:
 
 
 def run_config(args: argparse.Namespace) -> Config:
-    """The config file's settings (or none) with the flags given on the command line laid over them."""
+    """The config file's settings (or none) with the flags given on the command line laid over them; ConfigError
+    lists every problem, one a line."""
     from ..service.config import parse, read
 
     data = read(args.config) if args.config else {}
     if args.source:
-        data["sources"] = [{"uri": uri, **({"name": name} if name else {})} for name, uri in map(split_name, args.source)]
+        data["sources"] = [{"uri": uri, **({"name": name} if name else {})}
+                           for name, uri in map(split_name, args.source)]
     lay_over(data, given(args))
     args.area_paths = add_areas(data, getattr(args, "areas", []))
     try:
         return parse(data)
     except ConfigError as e:
-        raise ConfigError(f"{args.config}: {e}" if args.config and not flag_error(e, given(args)) else str(e)) from None
-
-
+        lines = str(e).splitlines()
+        raise ConfigError("\n".join(line if not args.config or wrong_flag(line, args) else f"{args.config}: {line}"
+                                    for line in lines)) from None
 
 
 def add_areas(data: dict, areas: list) -> dict:
