@@ -3,7 +3,8 @@ stop cleanly on SIGTERM/SIGINT and reload on SIGHUP with a hot model swap.
 
 Reload (SIGHUP, or `systemctl reload` with ExecReload=kill -HUP $MAINPID or Type=notify-reload) re-reads the
 config. Applied live: the model section and thresholds (a new detector is loaded beside the running one, warmed
-up and self-tested on the latest real frame, then swapped in between two frames; a link such as
+up and self-tested on the latest real frame (refused when its raw outputs hold NaN/inf, or when it finds nothing
+where the running model found objects), then swapped in between two frames; a link such as
 models/current that now points elsewhere counts as a change) and logging.level. Sources, pipeline and sinks
 need a restart: a reload logs which of them changed and keeps the running ones.
 """
@@ -40,14 +41,22 @@ def model_key(config: Config) -> tuple:
     return (path, stamp, config.model, config.thresholds)
 
 
-def self_test(detector, image: np.ndarray) -> None:
-    """Warm the detector up and check it gives sane Detections on a real frame; ModelError otherwise."""
-    for _ in range(2):  # the first run warms the engine up
-        result = detector(image)
+def self_test(detector, image: np.ndarray, running_found: int = 0) -> None:
+    """Warm the detector up and check it on a real frame: finite raw outputs, sane Detections, and objects found
+    when the running model found `running_found` > 0 there; ModelError otherwise."""
+    detector(image)  # the first run warms the engine up
+    tensor, _ = detector.preprocess(image)
+    for i, output in enumerate(detector.backend.run(tensor)):  # NaN scores pass the threshold test as "nothing"
+        if np.issubdtype(output.dtype, np.floating) and not np.isfinite(output).all():
+            raise ModelError(f"self-test: output {i} of the model holds NaN or infinite values")
+    result = detector(image)
     if not isinstance(result, Detections):
         raise ModelError(f"self-test: the detector returned {type(result).__name__}, not Detections")
     if not (np.isfinite(result.xyxy).all() and np.isfinite(result.scores).all()):
         raise ModelError("self-test: the detector returned non-finite boxes or scores")
+    if running_found and not len(result):
+        raise ModelError(f"self-test: finds nothing on the latest frame, where the running model found "
+                         f"{running_found} object(s); restart the service to switch anyway")
 
 
 def apply_log_level(config: Config, debug: bool) -> None:
@@ -64,32 +73,45 @@ class Daemon:
 
     def __init__(self, config: Config, resolve: Callable[[], Config], debug: bool = False):
         self.config, self.resolve, self.debug = config, resolve, debug
-        apply_log_level(config, debug)
-        detector = load_detector(config.model, config.thresholds)
-        self.model_key = model_key(config)
-        sinks = open_sinks(config.sinks)
-        if config.sinks.http is not None:
-            sinks.append(open_server(config.sinks.http, config.media and config.media.dir))
-        self.pipeline = Pipeline(detector, open_sources(config, detector), sinks, **vars(config.pipeline),
-                                 analytics=source_analytics(config, detector.names),
-                                 media=Media(config.media) if config.media else None)
         self.notifier = Notifier()
+        self.pipeline: Optional[Pipeline] = None
         self._hup = threading.Event()
         self._reload: Optional[threading.Thread] = None
         self._outcome = ""
-        self._stopping = False
+        self._stopping = self._stop_asked = False
+        self._reference: tuple = (None, 0)  # the latest inferred frame and how many objects the running model found
+        # before the slow model load: a SIGHUP now is remembered (reload after the first frame), SIGTERM stops
+        handlers = {signal.SIGINT: self._on_stop, signal.SIGTERM: self._on_stop, signal.SIGHUP: self._on_hup}
+        self._previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+        try:
+            apply_log_level(config, debug)
+            detector = load_detector(config.model, config.thresholds)
+            self.model_key = model_key(config)
+            if self._stop_asked:
+                return
+            sinks = open_sinks(config.sinks)
+            if config.sinks.http is not None:
+                sinks.append(open_server(config.sinks.http, config.media and config.media.dir))
+            self.pipeline = Pipeline(detector, open_sources(config, detector), sinks, **vars(config.pipeline),
+                                     analytics=source_analytics(config, detector.names),
+                                     media=Media(config.media) if config.media else None)
+        except BaseException:
+            self._restore_signals()
+            raise
 
     def run(self) -> int:
         """Run until the sources end, max_frames, or SIGTERM/SIGINT (then drain the sinks); returns 0."""
-        handlers = {signal.SIGINT: self._on_stop, signal.SIGTERM: self._on_stop, signal.SIGHUP: self._on_hup}
-        previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
         try:
-            for _ in self.pipeline.events(idle=self.notifier.wake):
+            if self._stop_asked or self.pipeline is None:
+                log.info("stopped during start-up")
+                return 0
+            for event in self.pipeline.events(idle=self.notifier.wake):
+                if event is not None:  # for the reload self-test: the latest frame, what the running model found
+                    self._reference = (self.pipeline.last_frame, len(event["detections"]))
                 self._between_frames()
         finally:
             self._stop_notice()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            self._restore_signals()
         status = self.pipeline.status()
         lat, reloads = status["latency_ms"]["capture_to_result"], status["model_reloads"]
         log.info("%d frames inferred; capture-to-result p50 %s ms, p99 %s ms; %s; model reloads: %d succeeded, "
@@ -125,11 +147,12 @@ class Daemon:
                 log.info("reload: model unchanged")
                 self._outcome = "reloaded; model unchanged"
                 return
-            if self.pipeline.last_frame is None:
+            frame, found = self._reference
+            if frame is None:
                 raise ModelError("no frame yet to self-test the new model on (no source has delivered); reload "
                                  "again once one does")
             detector = load_detector(config.model, config.thresholds)
-            self_test(detector, self.pipeline.last_frame.image)
+            self_test(detector, frame.image, found)
             self.pipeline.swap_detector(detector)
             self.model_key = key
             log.info("reload: now running %s", detector.model_path)
@@ -147,8 +170,14 @@ class Daemon:
     def _on_stop(self, signum, _frame) -> None:
         log.info("%s: stopping", signal.Signals(signum).name)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        self._stop_asked = True
         self._stop_notice()
-        self.pipeline.stop()
+        if self.pipeline is not None:
+            self.pipeline.stop()
+
+    def _restore_signals(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
     def _stop_notice(self) -> None:
         """STOPPING=1, once."""
