@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from abc import abstractmethod
 from collections import deque
 from typing import Callable, Optional
@@ -39,6 +40,22 @@ class SinkStats:
             return dict(self._counts)
 
 
+class Throttle:
+    """At most one log line per `every` seconds for one kind of trouble; counts what happened in between."""
+
+    def __init__(self, every: float = 30.0) -> None:
+        self.every, self._next, self._pending = every, 0.0, 0
+
+    def due(self, n: int = 1) -> int:
+        """Count n more; the count to report when a line is due now, else 0."""
+        self._pending += n
+        now = time.monotonic()
+        if now < self._next:
+            return 0
+        self._next, count, self._pending = now + self.every, self._pending, 0
+        return count
+
+
 class QueuedSink(Sink):
     """A sink whose publish() appends to a bounded queue (dropping the oldest event when full) for a worker thread."""
 
@@ -51,7 +68,8 @@ class QueuedSink(Sink):
         self._cond = threading.Condition()
         self._closing = False
         self._abort = threading.Event()  # set when close() gives up waiting: delivery stops retrying
-        self._failing = 0  # consecutive failures, to log a failing sink once rather than per event
+        self._failing = 0  # consecutive failures
+        self._failures_log, self._drops_log = Throttle(), Throttle()  # a line per 30 s, not one per event
         self._thread: Optional[threading.Thread] = None
 
     def stats(self) -> dict:
@@ -70,6 +88,10 @@ class QueuedSink(Sink):
             if len(self._queue) >= self._queue_size:
                 self._queue.popleft()
                 self.counters.add("dropped")
+                dropped = self._drops_log.due()
+                if dropped:
+                    log.warning("%s: queue full (%d events), dropped the oldest: %d since the last report",
+                                self.name, self._queue_size, dropped)
             self._queue.append(event)
             self._cond.notify()
 
@@ -89,9 +111,11 @@ class QueuedSink(Sink):
                 self._deliver(event)
             except Exception as exc:  # a failing sink is isolated: logged, counted, and the next event is tried
                 self.counters.add("failed")
-                if not self._failing:
-                    log.warning("%s: cannot deliver events: %s (counting failures, will keep trying)", self.name, exc)
                 self._failing += 1
+                failed = self._failures_log.due()
+                if failed:
+                    log.warning("%s: cannot deliver events: %s (%d failed since the last report, %d in a row; "
+                                "will keep trying)", self.name, exc, failed, self._failing)
             else:
                 if self._failing:
                     log.warning("%s: delivering again after %d failed events", self.name, self._failing)
