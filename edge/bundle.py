@@ -208,7 +208,7 @@ def read_bundle(path: str, verify: bool = True) -> Bundle:
             data = json.load(f)
     except FileNotFoundError:
         raise ModelError(f"{path}: no {MANIFEST} in this directory") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:  # RecursionError: nested too deep
         raise ModelError(f"{manifest_path}: not valid JSON ({e})") from None
     manifest = parse_manifest(data, where=manifest_path)
     bundle = Bundle(root, manifest, manifest.to_contract())

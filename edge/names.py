@@ -38,17 +38,29 @@ def names_from_mapping(value) -> tuple:
 def load_names(spec: str) -> tuple:
     """--names: a file (one name per line, or a JSON list / id->name object) or a comma-separated list."""
     if os.path.isfile(spec):
-        with open(spec, encoding="utf-8") as f:
-            text = f.read()
+        try:
+            with open(spec, encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ContractError(f"--names {spec}: cannot read it as UTF-8 text ({e})") from None
         stripped = text.strip()
         if stripped.startswith(("[", "{")):
-            try:
-                return names_from_mapping(json.loads(stripped))
-            except json.JSONDecodeError:
-                return names_from_mapping(ast.literal_eval(stripped))
+            return names_from_mapping(_literal(spec, stripped))
         names = tuple(line.strip() for line in text.splitlines() if line.strip())
     else:
         names = tuple(n.strip() for n in spec.split(",") if n.strip())
     if not names:
         raise ContractError(f"--names {spec!r} holds no class names")
     return names
+
+
+def _literal(spec: str, text: str) -> object:
+    """A JSON (or Python literal) list or mapping; ContractError when it is neither."""
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        raise ContractError(f"--names {spec}: starts like a list or mapping but is not valid JSON") from None

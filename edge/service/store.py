@@ -19,6 +19,7 @@ import signal
 import tarfile
 import tempfile
 import time
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Optional
@@ -32,6 +33,9 @@ DEFAULT_STATE_DIR = "/var/lib/edge"
 RECORD = ".edge-install.json"
 TMP = ".tmp-"
 CRASH_ENV = "EDGE_STORE_CRASH_AT"
+MAX_MEMBER_BYTES = 512 << 20  # one file of an archive (a model or an engine: YOLO11x fp32 is ~220 MB)
+MAX_ARCHIVE_BYTES = 1 << 30  # all files of an archive, unpacked
+MAX_MEMBERS = 1000
 STEPS = ("unpacked", "engine", "selftested", "synced", "renamed", "previous", "linked", "switched", "pruning", "pruned")
 
 
@@ -267,24 +271,38 @@ def _unpack(source: str, work: str) -> str:
 
 
 def _extract(archive: str, out: str) -> str:
-    """Extract regular files and directories with safe relative names; returns the folder holding manifest.json."""
+    """Extract regular files and directories with safe relative names, within MAX_MEMBERS, MAX_MEMBER_BYTES and
+    MAX_ARCHIVE_BYTES (sizes from the headers, before anything is written); returns the folder holding manifest.json."""
     os.makedirs(out)
-    with tarfile.open(archive) as tar:
-        for member in tar:
-            parts = member.name.replace("\\", "/").split("/")
-            if member.name.startswith("/") or ".." in parts or not (member.isfile() or member.isdir()):
-                raise ModelError(f"{archive}: refusing archive member {member.name!r} (absolute, '..', or a link/device)")
-            path = os.path.join(out, *[p for p in parts if p not in ("", ".")])
-            if member.isdir():
-                os.makedirs(path, exist_ok=True)
-                continue
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with tar.extractfile(member) as src, open(path, "wb") as dst:
-                shutil.copyfileobj(src, dst)
+    try:
+        with tarfile.open(archive) as tar:
+            total = 0
+            for count, member in enumerate(tar, 1):
+                total += member.size
+                if count > MAX_MEMBERS or member.size > MAX_MEMBER_BYTES or total > MAX_ARCHIVE_BYTES:
+                    raise ModelError(f"{archive}: refusing an archive over the limits ({MAX_MEMBERS} files, "
+                                     f"{MAX_MEMBER_BYTES >> 20} MiB a file, {MAX_ARCHIVE_BYTES >> 20} MiB in all): "
+                                     f"{member.name!r} is {member.size >> 20} MiB")
+                _extract_member(tar, member, archive, out)
+    except (tarfile.TarError, EOFError, zlib.error) as e:
+        raise ModelError(f"{archive}: truncated or corrupt archive ({e})") from None
     roots = [d for d, _, files in os.walk(out) if MANIFEST in files]
     if len(roots) != 1:
         raise ModelError(f"{archive}: expected one {MANIFEST} in the archive, found {len(roots)}")
     return roots[0]
+
+
+def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, archive: str, out: str) -> None:
+    parts = member.name.replace("\\", "/").split("/")
+    if member.name.startswith("/") or ".." in parts or not (member.isfile() or member.isdir()):
+        raise ModelError(f"{archive}: refusing archive member {member.name!r} (absolute, '..', or a link/device)")
+    path = os.path.join(out, *[p for p in parts if p not in ("", ".")])
+    if member.isdir():
+        os.makedirs(path, exist_ok=True)
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tar.extractfile(member) as src, open(path, "wb") as dst:
+        shutil.copyfileobj(src, dst)
 
 
 def _version_name(bundle: str, manifest: dict) -> str:
