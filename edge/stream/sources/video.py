@@ -1,6 +1,7 @@
 """Video files: paced in real time (live-like, latest-frame) or every frame as fast as decoded."""
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Optional
@@ -9,6 +10,8 @@ import cv2
 
 from .base import Frame
 from .opencv import OpenCVSource
+
+log = logging.getLogger("edge")
 
 
 class VideoFileSource(OpenCVSource):
@@ -19,6 +22,8 @@ class VideoFileSource(OpenCVSource):
         self.live = bool(realtime)
         self._start = 0.0
         self._period = 0.0
+        self._expected = 0  # frames the container declares
+        self.truncated = 0  # times the file ended before them
 
     def cannot_open(self) -> str:
         """File-specific hint."""
@@ -28,6 +33,7 @@ class VideoFileSource(OpenCVSource):
         """Read the frame rate for pacing."""
         fps = capture.get(cv2.CAP_PROP_FPS)
         self._period = 1.0 / fps if self.live and 0 < fps < 1000 else 0.0
+        self._expected = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
         self._start = time.monotonic()
 
     def read(self) -> Optional[Frame]:
@@ -39,5 +45,9 @@ class VideoFileSource(OpenCVSource):
         return super().read()
 
     def end_of_stream(self) -> Optional[Frame]:
-        """A file simply ends."""
+        """A file simply ends; before the frame count its container declares, it was truncated or corrupt: said once."""
+        if self._seq < self._expected and not self.truncated:
+            self.truncated += 1
+            log.warning("%s: ended after %d of the %d frames it declares (truncated or corrupt file)", self.uri,
+                        self._seq, self._expected)
         return None
