@@ -111,8 +111,8 @@ def _http_problems(http: HttpConfig) -> List[str]:
     host = http.listen.rpartition(":")[0].strip("[]") or "127.0.0.1"
     if is_loopback(host) or http.token or http.token_env or http.token_credential or os.environ.get(TOKEN_ENV):
         return []
-    return [f"sinks.http.listen: {host} is reachable from other machines; set token_env or token_credential "
-            f"(or {TOKEN_ENV}), or listen on 127.0.0.1"]
+    return [f"sinks.http.listen: {host} is reachable from other machines; set a bearer token (token_env, "
+            f"token_credential or {TOKEN_ENV}), or listen on 127.0.0.1"]
 
 
 def validate(data: object, where: Optional[str] = None) -> Config:
