@@ -63,12 +63,12 @@ def test_upper_bounds():
 
 def test_check_config_reports_every_problem_in_one_run(tmp_path):
     path = write(tmp_path / "c.yaml", {
-        "model": {"path": "m.onnx", "threads": 0}, "sources": [{"uri": "synthetic", "fps": -1}],
+        "model": {"path": "m.onnx", "threads": 0}, "sources": [{"uri": "synthetic", "width": 0}],
         "sinks": {"queue": 0, "mqtt": {"url": "mqtt://b", "qos": 5}, "http": {"listen": ":70000"}}, "bogus": 1})
     result = edge("check-config", path)
     assert result.returncode == 78
     lines = result.stderr.splitlines()
-    for key in ("model.threads", "sources[0].fps", "sinks.queue", "sinks.mqtt.qos", "bogus", "sinks.http.listen"):
+    for key in ("model.threads", "sources[0].width", "sinks.queue", "sinks.mqtt.qos", "bogus", "sinks.http.listen"):
         assert sum(f"{path}: {key}" in line for line in lines) == 1, (key, result.stderr)
     assert len(lines) == 6 and "Traceback" not in result.stderr
 
