@@ -162,8 +162,8 @@ class MqttConfig:
     password_env: Optional[str] = spec("environment variable holding the password", None, pattern=NAME)
     password_credential: Optional[str] = spec("systemd credential ($CREDENTIALS_DIRECTORY/NAME) holding the password",
                                               None, pattern=CREDENTIAL)
-    reconnect_max: float = spec("longest wait between reconnection attempts, seconds (paho doubles from 1 s)", 5.0,
-                                minimum=1.0, maximum=300.0)
+    reconnect_max: int = spec("longest wait between reconnection attempts, seconds (paho doubles from 1 s)", 5,
+                              minimum=1, maximum=300)
 
 
 @dataclass

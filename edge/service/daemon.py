@@ -71,10 +71,11 @@ RESTART_SECTIONS = ("sources", "pipeline", "sinks", "tracking", "media")
 class Daemon:
     """One run: `Daemon(config, resolve).run()`; resolve() re-reads the config (and flags) at each reload."""
 
+    pipeline: Pipeline  # set when the start-up completes (a SIGTERM during the model load leaves it unset)
+
     def __init__(self, config: Config, resolve: Callable[[], Config], debug: bool = False):
         self.config, self.resolve, self.debug = config, resolve, debug
         self.notifier = Notifier()
-        self.pipeline: Optional[Pipeline] = None
         self._hup = threading.Event()
         self._reload: Optional[threading.Thread] = None
         self._outcome = ""
@@ -102,7 +103,7 @@ class Daemon:
     def run(self) -> int:
         """Run until the sources end, max_frames, or SIGTERM/SIGINT (then drain the sinks); returns 0."""
         try:
-            if self._stop_asked or self.pipeline is None:
+            if self._stop_asked or not hasattr(self, "pipeline"):
                 log.info("stopped during start-up")
                 return 0
             for event in self.pipeline.events(idle=self.notifier.wake):
@@ -172,7 +173,7 @@ class Daemon:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         self._stop_asked = True
         self._stop_notice()
-        if self.pipeline is not None:
+        if hasattr(self, "pipeline"):
             self.pipeline.stop()
 
     def _restore_signals(self) -> None:

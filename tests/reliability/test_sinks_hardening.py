@@ -89,5 +89,5 @@ def test_mqtt_reconnects_soon_after_the_broker_is_back():
         config = parse({"model": {"path": "m"}, "sources": [{"uri": "synthetic"}], "sinks": {"mqtt": section}})
         return MqttSink.from_settings(config.sinks.mqtt)._client
 
-    assert client({"url": "mqtt://broker"})._reconnect_max_delay == 5.0  # paho's own default waits up to 120 s
-    assert client({"url": "mqtt://broker", "reconnect_max": 2})._reconnect_max_delay == 2.0
+    assert client({"url": "mqtt://broker"})._reconnect_max_delay == 5  # paho's own default waits up to 120 s
+    assert client({"url": "mqtt://broker", "reconnect_max": 2})._reconnect_max_delay == 2

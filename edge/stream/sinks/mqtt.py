@@ -38,14 +38,14 @@ class MqttSink(QueuedSink):
         """The sink `sinks.mqtt` describes, its secrets read from the environment or systemd credentials."""
         s = settings
         return cls(s.url, qos=s.qos, topic_prefix=s.topic_prefix, client_id=s.client_id, ca_file=s.ca,
-                   cert_file=s.cert, key_file=s.key, queue_size=queue_size, reconnect_delay=(1.0, s.reconnect_max),
+                   cert_file=s.cert, key_file=s.key, queue_size=queue_size, reconnect_delay=(1, s.reconnect_max),
                    username=s.username or secret(s.username_env, None, "sinks.mqtt.username"),
                    password=secret(s.password_env, s.password_credential, "sinks.mqtt.password"))
 
     def __init__(self, url: str, qos: int = 1, topic_prefix: Optional[str] = None, client_id: Optional[str] = None,
                  ca_file: Optional[str] = None, cert_file: Optional[str] = None, key_file: Optional[str] = None,
                  queue_size: int = 1000, keepalive: int = 30, connect_timeout: float = 10.0,
-                 reconnect_delay: tuple[float, float] = (1.0, 5.0), username: Optional[str] = None,
+                 reconnect_delay: tuple[int, int] = (1, 5), username: Optional[str] = None,
                  password: Optional[str] = None) -> None:
         super().__init__(queue_size)
         parts = urlsplit(url)
