@@ -187,3 +187,16 @@ def load_detector(model: ModelConfig, thresholds: Optional[ThresholdsConfig] = N
     return Detector.load(os.path.realpath(model.path), family=model.family, backend=model.backend,
                          names=load_names(model.names) if model.names else None, providers=model.providers,
                          threads=model.threads, agnostic=t.agnostic, **overrides)
+
+
+def checked_run(detector: Detector, frame: np.ndarray) -> Detections:
+    """One frame's Detections after checking that the raw outputs and the boxes are finite (NaN scores pass the
+    threshold test as "nothing found", so a broken model would look merely blind); ModelError otherwise."""
+    tensor, _ = detector.preprocess(frame)
+    for i, output in enumerate(detector.backend.run(tensor)):
+        if np.issubdtype(output.dtype, np.floating) and not np.isfinite(output).all():
+            raise ModelError(f"self-test: output {i} of the model holds NaN or infinite values")
+    result = detector(frame)
+    if not (np.isfinite(result.xyxy).all() and np.isfinite(result.scores).all()):
+        raise ModelError("self-test: the detector returned non-finite boxes or scores")
+    return result

@@ -19,7 +19,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..detections import Detections
-from ..detector import load_detector
+from ..detector import checked_run, load_detector
 from ..errors import ModelError, SinkError
 from ..settings import Config, HttpConfig
 from ..stream.analytics import source_analytics
@@ -45,15 +45,9 @@ def self_test(detector, image: np.ndarray, running_found: int = 0) -> None:
     """Warm the detector up and check it on a real frame: finite raw outputs, sane Detections, and objects found
     when the running model found `running_found` > 0 there; ModelError otherwise."""
     detector(image)  # the first run warms the engine up
-    tensor, _ = detector.preprocess(image)
-    for i, output in enumerate(detector.backend.run(tensor)):  # NaN scores pass the threshold test as "nothing"
-        if np.issubdtype(output.dtype, np.floating) and not np.isfinite(output).all():
-            raise ModelError(f"self-test: output {i} of the model holds NaN or infinite values")
-    result = detector(image)
+    result = checked_run(detector, image)
     if not isinstance(result, Detections):
         raise ModelError(f"self-test: the detector returned {type(result).__name__}, not Detections")
-    if not (np.isfinite(result.xyxy).all() and np.isfinite(result.scores).all()):
-        raise ModelError("self-test: the detector returned non-finite boxes or scores")
     if running_found and not len(result):
         raise ModelError(f"self-test: finds nothing on the latest frame, where the running model found "
                          f"{running_found} object(s); restart the service to switch anyway")

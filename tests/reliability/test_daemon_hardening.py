@@ -90,3 +90,14 @@ def test_signals_during_the_model_load(tmp_path, sig, said):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr  # was -1 (killed by SIGHUP)
     assert said in result.stderr, result.stderr
+
+
+def test_models_install_refuses_a_nan_model_too(tmp_path):
+    from edge.bundle import write_bundle
+    from edge.service.store import Store
+
+    model = nan_model(tmp_path / "nan.onnx")
+    bundle = write_bundle(str(tmp_path / "nan-bundle"), model, Detector.load(model).contract)
+    with pytest.raises(ModelError, match="self-test failed: self-test: output 0 of the model holds NaN"):
+        Store(str(tmp_path / "state")).install(bundle)
+    assert not (tmp_path / "state" / "current").exists()
