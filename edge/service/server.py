@@ -85,7 +85,9 @@ class _StatusCollector:
         for key, name, doc in (("captured", "edge_source_frames_captured", "Frames captured"),
                                ("inferred", "edge_source_frames_inferred", "Frames inferred"),
                                ("dropped", "edge_source_frames_dropped", "Frames dropped before inference"),
-                               ("reconnects", "edge_source_reconnects", "Source reconnections")):
+                               ("reconnects", "edge_source_reconnects", "Source reconnections"),
+                               ("skipped", "edge_source_inputs_skipped",
+                                "Inputs skipped (unreadable or oversized images, frames missing from a cut video)")):
             family = CounterMetricFamily(name, f"{doc}, per source", labels=["source"])
             for sid, src in sources.items():
                 family.add_metric([str(sid)], src.get(key) or 0)

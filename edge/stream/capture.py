@@ -30,6 +30,7 @@ class SourceStats:
     inferred: int = 0
     dropped: int = 0
     reconnects: int = 0  # open attempts after a failure, at start-up as well as after a loss
+    skipped: int = 0  # inputs the source could not use (Source.skipped)
     last_frame_at: Optional[float] = None
     error: Optional[str] = None
 
@@ -116,6 +117,7 @@ class CaptureWorker(threading.Thread):
                         break
                     self._reconnect(e)
                     continue
+                self.stats.skipped = self.source.skipped
                 if frame is None:
                     self.stats.state = "ended"
                     break

@@ -66,3 +66,20 @@ def test_a_whole_video_ends_quietly(tmp_path, caplog):
         while source.read() is not None:
             pass
     assert source.truncated == 0 and "truncated" not in caplog.text
+
+
+def test_skipped_inputs_reach_the_status_and_metrics(tmp_path):
+    from edge.service.server import _StatusCollector
+    from edge.stream.pipeline import Pipeline
+
+    from ..stream_helpers import tiny_detector
+
+    assert cv2.imwrite(str(tmp_path / "a.png"), np.zeros((48, 64, 3), np.uint8))
+    huge_png(tmp_path / "b.png")
+    (tmp_path / "c.jpg").write_bytes(b"not an image")
+    pipeline = Pipeline(tiny_detector(tmp_path), [FolderSource(str(tmp_path), source_id="pics")], all_frames=True)
+    assert len(list(pipeline)) == 1
+    status = pipeline.status()
+    assert status["sources"]["pics"]["skipped"] == 2
+    samples = {s.name: s.value for family in _StatusCollector(pipeline.status).collect() for s in family.samples}
+    assert samples["edge_source_inputs_skipped_total"] == 2

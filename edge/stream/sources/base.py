@@ -28,6 +28,7 @@ class Source(ABC):
     """A frame producer: open(), read() until None (end of stream), close(); `live` sources reconnect."""
 
     live: bool = True
+    skipped: int = 0  # inputs it could not use: unreadable or oversized images, frames missing from a cut video
 
     def __init__(self, uri: str, source_id: Optional[str] = None):
         self.uri = uri

@@ -48,6 +48,7 @@ class VideoFileSource(OpenCVSource):
         """A file simply ends; before the frame count its container declares, it was truncated or corrupt: said once."""
         if self._seq < self._expected and not self.truncated:
             self.truncated += 1
+            self.skipped = self._expected - self._seq
             log.warning("%s: ended after %d of the %d frames it declares (truncated or corrupt file)", self.uri,
                         self._seq, self._expected)
         return None
