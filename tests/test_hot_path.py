@@ -1,0 +1,41 @@
+"""The per-frame path allocates no large arrays: a fresh buffer per frame costs page faults on every frame."""
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from edge import Detector
+from edge.contract import family_input
+from edge.demo import BUNDLE
+from edge.demo.scene import demo_frame
+from edge.preprocess import Preprocessor
+
+LIMIT = 64 * 1024  # far below one 640x480 plane (300 KiB); small index arrays and Python objects are fine
+
+
+def traced_peak(call, frames) -> int:
+    """Peak bytes numpy and Python allocate (above what stays allocated) while `call` runs over `frames`."""
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for frame in frames:
+            call(frame)
+        return tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("size", [(480, 640), (720, 1280)])  # letterboxed as is, and resized first
+def test_preprocess_reuses_its_buffers(layout, size):
+    pre = Preprocessor(family_input("yolo11", "images", 640, 640, layout, "float32"))
+    frames = list(np.random.default_rng(0).integers(0, 256, (4, *size, 3), dtype=np.uint8))
+    pre(frames[0])  # the first frame of a geometry sets the canvas up
+    assert traced_peak(pre, frames[1:]) < LIMIT
+
+
+def test_detector_frame_allocates_no_large_arrays():
+    det = Detector.load(BUNDLE, conf=0.4)
+    frames = [demo_frame(i) for i in range(4)]
+    assert len(det(frames[0])) >= 4  # the demo scene has five shapes
+    assert traced_peak(det, frames[1:]) < LIMIT
