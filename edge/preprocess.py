@@ -70,6 +70,10 @@ class Preprocessor:
     """Turns BGR uint8 frames into the model's input tensor, reusing one buffer across calls."""
 
     def __init__(self, spec: InputSpec):
+        # OpenCV's own worker threads spin for about a millisecond after each parallel call; right before inference
+        # they took a core from the inference engine's pinned threads (~1.5 ms per frame lost on 2 cores). The work
+        # here is ~0.3 ms on one thread, so OpenCV runs on the caller's thread only (process-wide, as Ultralytics does).
+        cv2.setNumThreads(1)
         self.spec = spec
         self._table = _value_table(spec)
         shape = (1, 3, spec.height, spec.width) if spec.layout == "NCHW" else (1, spec.height, spec.width, 3)

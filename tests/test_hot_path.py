@@ -1,6 +1,7 @@
 """The per-frame path allocates no large arrays: a fresh buffer per frame costs page faults on every frame."""
 import tracemalloc
 
+import cv2
 import numpy as np
 import pytest
 
@@ -39,3 +40,10 @@ def test_detector_frame_allocates_no_large_arrays():
     frames = [demo_frame(i) for i in range(4)]
     assert len(det(frames[0])) >= 4  # the demo scene has five shapes
     assert traced_peak(det, frames[1:]) < LIMIT
+
+
+def test_preprocess_keeps_opencv_on_the_callers_thread():
+    """OpenCV worker threads left spinning after pre-processing would compete with inference for the cores."""
+    cv2.setNumThreads(2)
+    Preprocessor(family_input("yolo11", "images", 64, 64, "NCHW", "float32"))
+    assert cv2.getNumThreads() == 1
