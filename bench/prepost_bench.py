@@ -259,8 +259,7 @@ def run_child(args: argparse.Namespace, section: str, model: Optional[str]) -> d
     """Run one section in a fresh interpreter and return its JSON."""
     cmd = [sys.executable, __file__, "--section", section, "--images", args.images, "--rounds", str(args.rounds),
            "--limit", str(args.limit), "--warmup", str(args.warmup), "--gap-ms", str(args.gap_ms),
-           "--damo-frames", str(args.damo_frames), "--damo-images", str(args.damo_images),
-           "--cv2-threads", str(args.cv2_threads)]
+           "--damo-frames", str(args.damo_frames), "--damo-images", str(args.damo_images)]
     cmd += ["--model", model] if model else []
     cmd += ["--threads", str(args.threads)] if args.threads else []
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -325,7 +324,6 @@ def main(argv: Optional[list] = None) -> int:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--gap-ms", type=float, default=0.0, help="untimed pause before each call")
     ap.add_argument("--threads", type=int, default=0, help="inference threads (0: the backend's default)")
-    ap.add_argument("--cv2-threads", type=int, default=-1, help="cv2.setNumThreads in each section (-1: leave it)")
     ap.add_argument("--damo-frames", type=int, default=24, help="demo video frames timed per threshold")
     ap.add_argument("--damo-images", type=int, default=100, help="synthetic scenes for the accuracy table")
     ap.add_argument("--json", metavar="PATH", help="also write the JSON result here")
@@ -333,8 +331,6 @@ def main(argv: Optional[list] = None) -> int:
     ap.add_argument("--model", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.section:
-        if args.cv2_threads >= 0:
-            cv2.setNumThreads(args.cv2_threads)
         print(json.dumps(SECTIONS[args.section](args)))
         return 0
     result: dict = {}
