@@ -179,8 +179,8 @@ def section_raw(args: argparse.Namespace) -> dict:
 def section_damo(args: argparse.Namespace) -> dict:
     """The bundled DAMO-YOLO demo: post-processing time per threshold, and accuracy per threshold."""
     from edge.demo import BUNDLE
-    from edge.demo.scene import demo_frame
     from edge.detections import Detections
+    from edge.scene import demo_frame
     frames = [demo_frame(i) for i in range(args.damo_frames)]
     base = Detector.load(BUNDLE)
     prepared = []  # (outputs, transform) per frame; outputs copied since the backend reuses its buffers

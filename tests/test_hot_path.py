@@ -8,8 +8,8 @@ import pytest
 from edge import Detector
 from edge.contract import family_input
 from edge.demo import BUNDLE
-from edge.demo.scene import demo_frame
 from edge.preprocess import Preprocessor
+from edge.scene import demo_frame
 
 LIMIT = 64 * 1024  # far below one 640x480 plane (300 KiB); small index arrays and Python objects are fine
 
