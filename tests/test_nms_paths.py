@@ -1,4 +1,4 @@
-"""The sweep path of edge.nms (large inputs) against the IoU-matrix path and the plain-Python reference."""
+"""edge.nms on large inputs (the x-sweep) against its small-input path (plain Python) and the reference."""
 import numpy as np
 import pytest
 
@@ -18,14 +18,14 @@ def clustered(rng: np.random.Generator, n: int, width: float = 640.0) -> tuple:
 
 
 @pytest.fixture
-def matrix_only(monkeypatch):
-    """Every input takes the IoU-matrix path."""
+def small_path_only(monkeypatch):
+    """Every input takes the small-input (plain Python) path."""
     monkeypatch.setattr(module, "MATRIX_LIMIT", 10 ** 9)
 
 
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("iou", [0.0, 0.45, 0.65, 1.0])
-def test_sweep_path_equals_matrix_path(monkeypatch, seed, iou):
+def test_sweep_path_equals_small_path(monkeypatch, seed, iou):
     rng = np.random.default_rng(seed)
     boxes, scores, classes = clustered(rng, 800)
     expected = {}
@@ -48,7 +48,7 @@ def test_sweep_path_matches_reference_on_a_dense_scene():
         assert nms(boxes, scores, iou, max_keep=5).tolist() == ref_nms(boxes, scores, iou_threshold=iou, max_det=5)
 
 
-def test_negative_threshold_keeps_only_the_best_box_on_both_paths(matrix_only):
+def test_negative_threshold_keeps_only_the_best_box_on_both_paths(small_path_only):
     boxes, scores, _ = clustered(np.random.default_rng(1), 200)
     best = int(np.argmax(scores))
     assert nms(boxes, scores, -0.1).tolist() == [best]
