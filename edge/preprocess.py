@@ -120,11 +120,18 @@ class Preprocessor:
 
     def _reset_canvas(self, new_w: int, new_h: int, left: int, top: int) -> None:
         """Paint the padding strips once per frame geometry; later frames only overwrite the image region."""
-        planes = self.tensor[0] if self.spec.layout == "NHWC" else self.tensor[0].transpose(1, 2, 0)  # H, W, C view
-        planes[:top] = self._pad
-        planes[top + new_h:] = self._pad
-        planes[top:top + new_h, :left] = self._pad
-        planes[top:top + new_h, left + new_w:] = self._pad
+        # Fill with whole padded lines (per plane, or interleaved for NHWC) so every write is a long contiguous
+        # run; broadcasting the 3-value pad pixel instead cost ~0.9 ms per geometry change for NHWC.
+        h, w = self.spec.height, self.spec.width
+        if self.spec.layout == "NCHW":
+            canvases = [(self.tensor[0, c], 1, np.full(w, self._pad[c])) for c in range(3)]
+        else:
+            canvases = [(self.tensor[0].reshape(h, w * 3), 3, np.tile(self._pad, w))]
+        for plane, k, line in canvases:
+            plane[:top] = line
+            plane[top + new_h:] = line
+            plane[top:top + new_h, :left * k] = line[:left * k]
+            plane[top:top + new_h, (left + new_w) * k:] = line[(left + new_w) * k:]
         n = new_h * new_w
         self._resized = self._scratch[0, :3 * n].reshape(new_h, new_w, 3)
         colour = self._scratch[1, :3 * n]

@@ -47,3 +47,18 @@ def test_preprocess_keeps_opencv_on_the_callers_thread():
     cv2.setNumThreads(2)
     Preprocessor(family_input("yolo11", "images", 64, 64, "NCHW", "float32"))
     assert cv2.getNumThreads() == 1
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_padding_is_repainted_on_each_geometry_change(layout):
+    """Wide, tall, then wide frames again: the strips of the previous geometry never leak into the next tensor."""
+    pre = Preprocessor(family_input("yolo11", "images", 64, 64, layout, "float32"))
+    rng = np.random.default_rng(5)
+    for new_h, new_w in [(32, 64), (64, 40), (48, 64), (64, 64)]:  # long side 64: placed without a resize
+        frame = rng.integers(0, 256, (new_h, new_w, 3), dtype=np.uint8)
+        tensor, _ = pre(frame)
+        left, top = (64 - new_w) // 2, (64 - new_h) // 2
+        expected = np.full((64, 64, 3), np.float32(114 / 255), np.float32)
+        expected[top:top + new_h, left:left + new_w] = frame[..., ::-1] / np.float32(255)
+        got = tensor[0] if layout == "NHWC" else tensor[0].transpose(1, 2, 0)
+        np.testing.assert_array_equal(got, expected)
