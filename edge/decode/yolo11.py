@@ -8,9 +8,8 @@ import numpy as np
 
 def _xywh_to_xyxy(xywh: np.ndarray) -> np.ndarray:
     """(4, M) centre/size rows -> (M, 4) corners."""
-    cx, cy, w, h = xywh
-    half_w, half_h = w / 2, h / 2
-    return np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1).astype(np.float32)
+    centre, half = xywh[:2].T, xywh[2:].T / 2
+    return np.concatenate([centre - half, centre + half], axis=1).astype(np.float32, copy=False)
 
 
 def decode_yolo11(
@@ -37,7 +36,7 @@ def decode_yolo11(
     if input_size != (1.0, 1.0):
         boxes[:, 0::2] *= input_size[0]
         boxes[:, 1::2] *= input_size[1]
-    return boxes, scores.astype(np.float32), class_ids.astype(np.int64)
+    return boxes, scores.astype(np.float32, copy=False), class_ids.astype(np.int64, copy=False)
 
 
 def select_candidates(cls: np.ndarray, conf: float, multi_label: bool, best_buffer: Optional[np.ndarray]) -> tuple:
