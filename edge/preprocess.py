@@ -4,7 +4,9 @@ The converter imports this module for calibration, so calibration and inference 
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -69,8 +71,13 @@ def _value_table(spec: InputSpec) -> np.ndarray:
 class Preprocessor:
     """Turns BGR uint8 frames into the model's input tensor, reusing one buffer across calls."""
 
-    def __init__(self, spec: InputSpec):
+    def __init__(self, spec: InputSpec, exact_resize: Optional[bool] = None):
         self.spec = spec
+        # INTER_LINEAR is what Ultralytics uses, but OpenCV's ARM (NEON) and x86 builds round it differently;
+        # INTER_LINEAR_EXACT (opt-in, EDGE_EXACT_RESIZE=1) gives the same pixels on every CPU (README, "Tested on").
+        if exact_resize is None:
+            exact_resize = os.environ.get("EDGE_EXACT_RESIZE") == "1"
+        self._interpolation = cv2.INTER_LINEAR_EXACT if exact_resize else cv2.INTER_LINEAR
         self._table = _value_table(spec)
         shape = (1, 3, spec.height, spec.width) if spec.layout == "NCHW" else (1, spec.height, spec.width, 3)
         self.tensor = np.empty(shape, dtype=self._table.dtype)
@@ -97,7 +104,7 @@ class Preprocessor:
             self._reset_canvas(new_w, new_h, left, top)
             self._geometry = geometry
         if (new_w, new_h) != (w0, h0):
-            resized = cv2.resize(frame, (new_w, new_h), dst=self._resized, interpolation=cv2.INTER_LINEAR)
+            resized = cv2.resize(frame, (new_w, new_h), dst=self._resized, interpolation=self._interpolation)
         else:
             resized = frame
         if spec.layout == "NCHW":
