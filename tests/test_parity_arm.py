@@ -1,7 +1,7 @@
 """Parity with the x86-64 Ultralytics reference on aarch64 (a Pi or Jetson, or .ci/arm64 under QEMU).
 
 The reference (../shared/reference/ultralytics_predict.json) was made on x86-64. Two things differ on ARM, both
-measured over its 89 images under QEMU 7.2 with a Cortex-A72 (Pi 4) and a Cortex-A76 (Pi 5) CPU model:
+measured under QEMU 7.2 with a Cortex-A72 (Pi 4) and a Cortex-A76 (Pi 5) CPU model:
 - fp32 ONNX: not the model but OpenCV. Its ARM (NEON) cv2.resize(INTER_LINEAR) rounds differently from its x86
   build (15 % of bus.jpg's input values off by 1/255), which moves scores and boxes a little. With
   EDGE_EXACT_RESIZE=1 (INTER_LINEAR_EXACT) the input tensor is the same bit for bit on every CPU.
@@ -39,10 +39,16 @@ class Tolerance(NamedTuple):
     share: float  # fraction of reference detections allowed beyond score/iou (int8: weak detections move more)
 
 
-# Measured worst case over both CPU models, with headroom (module doc; README "Tested on").
+# Measured on the three sample images (README "Tested on"), worst over both CPU models:
+# - fp32: score 0.0066, box 1.7 px, IoU 0.9946, one 0.256 detection under the threshold. Over all 89 images a
+#   1/255 resize difference moves YOLO11n by up to 0.020 in score and to IoU 0.961 (measured on x86 with
+#   INTER_LINEAR_EXACT against the INTER_LINEAR reference), hence 0.03 / 0.95.
+# - int8: score 0.027 (A72), IoU 0.902 (A76: a 0.43 person on bus.jpg moves 9 px, as it does on an x86 CPU whose
+#   kernels differ from the reference machine's). x86's TFLite parity test allows 5 % of the detections beyond
+#   IoU 0.9 / score 0.05; the IoU bound is 0.85 here, so that weak detection is not on the edge.
 TOLERANCE = {
     "yolo11n.onnx": Tolerance(score=0.03, iou=0.95, share=0.0),
-    "yolo11n_int8.tflite": Tolerance(score=0.05, iou=0.9, share=0.05),
+    "yolo11n_int8.tflite": Tolerance(score=0.05, iou=0.85, share=0.05),
 }
 if os.environ.get("EDGE_ARM_BREAK") == "1":
     TOLERANCE = {model: Tolerance(0.0, 1.0, 0.0) for model in TOLERANCE}
