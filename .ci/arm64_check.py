@@ -30,14 +30,14 @@ def bus(model: str) -> None:
 def demo() -> None:
     import cv2
 
-    import edge.demo
-    from edge.demo.scene import demo_frame
+    from edge.demo import BUNDLE
+    from edge.scene import demo_frame
 
     with tempfile.TemporaryDirectory() as tmp:
         image = os.path.join(tmp, "frame.png")
         cv2.imwrite(image, demo_frame(7, objects=5))
         # The thresholds `edge demo` uses.
-        found = detect(os.path.dirname(edge.demo.__file__), image, "--conf", "0.4", "--agnostic", "--no-multi-label")
+        found = detect(BUNDLE, image, "--conf", "0.4", "--agnostic", "--no-multi-label")
     print(f"edge detect demo bundle: {len(found)} of 5 shapes: {sorted(d['name'] for d in found)}")
     assert len(found) == 5, "the demo model must find every shape"
 
