@@ -4,7 +4,9 @@ The converter imports this module for calibration, so calibration and inference 
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -69,12 +71,17 @@ def _value_table(spec: InputSpec) -> np.ndarray:
 class Preprocessor:
     """Turns BGR uint8 frames into the model's input tensor, reusing one buffer across calls."""
 
-    def __init__(self, spec: InputSpec):
+    def __init__(self, spec: InputSpec, exact_resize: Optional[bool] = None):
         # OpenCV's own worker threads spin for about a millisecond after each parallel call; right before inference
         # they took a core from the inference engine's pinned threads (~1.5 ms per frame lost on 2 cores). The work
         # here is ~0.3 ms on one thread, so OpenCV runs on the caller's thread only (process-wide, as Ultralytics does).
         cv2.setNumThreads(1)
         self.spec = spec
+        # INTER_LINEAR is what Ultralytics uses, but OpenCV's ARM (NEON) and x86 builds round it differently;
+        # INTER_LINEAR_EXACT (opt-in, EDGE_EXACT_RESIZE=1) gives the same pixels on every CPU (README, "Tested on").
+        if exact_resize is None:
+            exact_resize = os.environ.get("EDGE_EXACT_RESIZE") == "1"
+        self._interpolation = cv2.INTER_LINEAR_EXACT if exact_resize else cv2.INTER_LINEAR
         self._table = _value_table(spec)
         shape = (1, 3, spec.height, spec.width) if spec.layout == "NCHW" else (1, spec.height, spec.width, 3)
         self.tensor = np.empty(shape, dtype=self._table.dtype)
@@ -104,7 +111,7 @@ class Preprocessor:
             self._reset_canvas(new_w, new_h, left, top)
             self._geometry = geometry
         if (new_w, new_h) != (w0, h0):
-            resized = cv2.resize(frame, (new_w, new_h), dst=self._resized, interpolation=cv2.INTER_LINEAR)
+            resized = cv2.resize(frame, (new_w, new_h), dst=self._resized, interpolation=self._interpolation)
         else:
             resized = frame
         if spec.layout == "NCHW":
