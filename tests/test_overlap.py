@@ -170,3 +170,26 @@ def test_prepare_slots_do_not_share_a_tensor(tiny):
     a, _ = tiny.prepare(image, 0)
     b, _ = tiny.prepare(image, 1)
     assert a is not b and not np.shares_memory(a, b) and tiny.prepare(image)[0] is a
+
+
+def test_no_idle_ticks_while_a_stage_is_stuck(tiny):
+    entered, release = threading.Event(), threading.Event()
+
+    class Stuck(SlowDetector):
+        def infer(self, tensor):
+            entered.set()
+            release.wait(5)  # a wedged accelerator: the watchdog must stop being fed
+            return self.detector.infer(tensor)
+
+    pipeline = Pipeline(Stuck(tiny, 0.0), [open_source("synthetic:32x32@0", frames=1)], all_frames=True,
+                        overlap="on")
+    items: list = []
+    thread = threading.Thread(target=lambda: items.extend(pipeline.events(idle=0.02)))
+    thread.start()
+    assert entered.wait(5)
+    before = len(items)
+    thread.join(0.4)  # 20 idle periods with the inference stage stuck
+    ticks_while_stuck = len(items) - before
+    release.set()
+    thread.join(5)
+    assert ticks_while_stuck == 0 and [e["seq"] for e in items if e is not None] == [0]

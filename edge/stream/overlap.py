@@ -131,13 +131,15 @@ class Overlap:
             thread.start()
 
     def next(self, idle: Optional[float] = None) -> Any:
-        """The next inferred Work in order; None after `idle` seconds without one; _END when everything ended."""
+        """The next inferred Work in order; None after `idle` seconds without one while no frame is in a stage
+        (waiting for cameras, as the sequential loop's idle wake-ups; a stuck stage gives none, so the watchdog
+        sees it); _END when everything ended."""
         while True:
             item = self._to_finish.get(idle if idle is not None else 0.5)
             if item is None:
                 if self.abort.is_set():
                     return _END
-                if idle is not None:
+                if idle is not None and self.in_flight == 0:
                     return None
                 continue
             if isinstance(item, BaseException):
@@ -186,6 +188,8 @@ class Overlap:
             if not hasattr(frame, "image"):
                 break
             next_at = time.monotonic() + self.min_period
+            with self._lock:
+                self.in_flight += 1
             detector, model = self.take(frame)
             work = Work(frame, detector, model, slot=count % 2)
             count += 1
@@ -195,8 +199,6 @@ class Overlap:
             except Exception as e:
                 work.error = f"preprocess failed on frame {frame.seq}: {e}"
             work.timings["preprocess"] = (time.perf_counter() - t0) * 1e3
-            with self._lock:
-                self.in_flight += 1
             if not self._to_infer.put(work):
                 return
         self._to_infer.put(_END)
