@@ -170,13 +170,10 @@ class Overlap:
         next_at, count = 0.0, 0
         while self._to_infer.wait_empty():
             with self._lock:
-                if not self.budget(self.in_flight):
-                    if self.in_flight == 0:
-                        break
-                    wait = True
-                else:
-                    wait = False
-            if wait:
+                room, empty = self.budget(self.in_flight), self.in_flight == 0
+            if not room:  # max_frames reached unless a frame in flight fails
+                if empty:
+                    break
                 self.stopping.wait(0.005)
                 continue
             pause = next_at - time.monotonic()
