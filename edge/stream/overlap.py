@@ -4,10 +4,11 @@ Three stages, each on one thread, joined by one-slot hand-offs so frames stay in
 
     pick + prepare (thread "edge-prepare") -> infer (thread "edge-infer") -> finish + sinks (the caller's loop)
 
-The prepare stage waits for the inference stage to take the previous tensor before it picks a frame, so a live
-source's latest-frame queue keeps being refreshed meanwhile (pick late, as DeepStream's streammux does with
-live sources), and two tensor slots suffice: the one the backend reads and the one being filled. Model swaps and
-max_fps pacing are applied where frames are picked; max_frames counts frames in flight.
+The prepare stage waits for the inference stage to take the previous tensor before it picks a frame, so two
+tensor slots suffice (the one the backend reads and the one being filled); with live sources (latest-frame
+policy) it waits further, until the backend is about to be free, so the frame it picks is as fresh as in the
+sequential loop. Model swaps and max_fps pacing are applied where frames are picked; max_frames counts frames
+in flight.
 
 It only pays when the backend releases the GIL while it runs (ONNX Runtime, LiteRT and TensorRT do) and there is
 a core left for the other stages: `overlap="auto"` turns it on with 3+ cores; EDGE_OVERLAP=on|off overrides
@@ -114,8 +115,11 @@ class Overlap:
     """
 
     def __init__(self, pick: Callable, take: Callable, budget: Callable[[int], bool], stopping: threading.Event,
-                 min_period: float = 0.0):
+                 min_period: float = 0.0, just_in_time: bool = False):
         self.pick, self.take, self.budget, self.stopping, self.min_period = pick, take, budget, stopping, min_period
+        self.just_in_time = just_in_time
+        self._seconds = {"preprocess": 0.0, "inference": 0.0}  # running means of the two stages
+        self._inferring_since: Optional[float] = None  # perf_counter() when the backend started the current frame
         self.abort = threading.Event()
         self._to_infer, self._to_finish = Handoff(self.abort), Handoff(self.abort)
         self._lock = threading.Lock()
@@ -165,6 +169,22 @@ class Overlap:
         except BaseException as e:  # noqa: BLE001 - re-raised on the caller's thread
             self._to_finish.put(e)
 
+    def _measured(self, stage: str, t0: float) -> float:
+        """Milliseconds since t0; also updates the stage's running mean."""
+        seconds = time.perf_counter() - t0
+        self._seconds[stage] += 0.2 * (seconds - self._seconds[stage])
+        return seconds * 1e3
+
+    def _until_backend_free(self) -> float:
+        """Live sources: seconds to wait (the backend has just taken the previous frame) so that the next frame
+        is picked only in time to be prepared when the backend is free; a frame picked at once would age by one
+        inference in the hand-off, doubling capture-to-result."""
+        since = self._inferring_since
+        if not self.just_in_time or since is None:
+            return 0.0
+        free_at = since + self._seconds["inference"]
+        return free_at - 1.5 * self._seconds["preprocess"] - 0.002 - time.perf_counter()
+
     def _prepare_loop(self) -> None:
         """Pick the freshest frame once the backend is free for the next one, preprocess it into the free slot."""
         next_at, count = 0.0, 0
@@ -176,7 +196,7 @@ class Overlap:
                     break
                 self.stopping.wait(0.005)
                 continue
-            pause = next_at - time.monotonic()
+            pause = max(next_at - time.monotonic(), self._until_backend_free())
             if pause > 0 and self.stopping.wait(pause):
                 break
             frame = self.pick(0.5)
@@ -195,7 +215,7 @@ class Overlap:
                 work.tensor, work.transform = detector.prepare(frame.image, work.slot)
             except Exception as e:
                 work.error = f"preprocess failed on frame {frame.seq}: {e}"
-            work.timings["preprocess"] = (time.perf_counter() - t0) * 1e3
+            work.timings["preprocess"] = self._measured("preprocess", t0)
             if not self._to_infer.put(work):
                 return
         self._to_infer.put(_END)
@@ -211,12 +231,13 @@ class Overlap:
             if work is _END:
                 break
             if work.error is None:
-                t0 = time.perf_counter()
+                t0 = self._inferring_since = time.perf_counter()
                 try:
                     work.outputs = [np.array(o, copy=True) for o in work.detector.infer(work.tensor)]
                 except Exception as e:
                     work.error = f"inference failed on frame {work.frame.seq}: {e}"
-                work.timings["inference"] = (time.perf_counter() - t0) * 1e3
+                self._inferring_since = None
+                work.timings["inference"] = self._measured("inference", t0)
             work.tensor = None  # the slot is free again
             if not self._to_finish.put(work):
                 return

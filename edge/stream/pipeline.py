@@ -95,6 +95,7 @@ class Pipeline:
         self.every, self.max_frames, self.require_sources = max(1, int(every)), max_frames, require_sources
         self.min_period = 1.0 / max_fps if max_fps else 0.0
         policy = drop or ("block" if all_frames else "latest")
+        self._latest = policy == "latest"
         capacity = queue_size if all_frames else 1
         self._ready = threading.Condition()
         self._stopping = threading.Event()
@@ -174,7 +175,8 @@ class Pipeline:
     def _overlapped(self, idle: Optional[float]) -> Iterator[Optional[dict]]:
         """The overlapped frame loop: frames are picked and prepared, and inferred, on two threads; this one
         finishes them in order, so sinks and analytics keep running on the caller's thread."""
-        overlap = Overlap(self._next_frame, self._take, self._budget, self._stopping, self.min_period)
+        overlap = Overlap(self._next_frame, self._take, self._budget, self._stopping, self.min_period,
+                          just_in_time=self._latest)
         overlap.start()
         try:
             while self.max_frames is None or self.inferred < self.max_frames:
