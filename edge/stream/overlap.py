@@ -171,8 +171,8 @@ class Overlap:
 
     def _measured(self, stage: str, t0: float) -> float:
         """Milliseconds since t0; also updates the stage's running mean."""
-        seconds = time.perf_counter() - t0
-        self._seconds[stage] += 0.2 * (seconds - self._seconds[stage])
+        seconds, mean = time.perf_counter() - t0, self._seconds[stage]
+        self._seconds[stage] = seconds if mean == 0.0 else mean + 0.2 * (seconds - mean)
         return seconds * 1e3
 
     def _until_backend_free(self) -> float:
