@@ -39,6 +39,7 @@ class Detector:
         self.clip = clip
         self.names = contract.names
         self.preprocess = Preprocessor(contract.input)
+        self._preprocessors = [self.preprocess]
         self._dequantizers = [_Dequantizer(o) for o in backend.outputs]
         self._best_scores = np.empty(max(0, *backend.outputs[0].shape[1:]), np.float32)
         self._format = decode_format(contract.decode.format)
@@ -78,17 +79,32 @@ class Detector:
     def __call__(self, frame: np.ndarray) -> Detections:
         """Detect objects in one BGR uint8 frame; boxes come back in that frame's pixels."""
         t0 = time.perf_counter()
-        tensor, transform = self.preprocess(frame)
+        tensor, transform = self.prepare(frame)
         t1 = time.perf_counter()
-        outputs = self.backend.run(tensor)
+        outputs = self.infer(tensor)
         t2 = time.perf_counter()
-        boxes, scores, class_ids = self.candidates(outputs)
-        keep = self.select(boxes, scores, class_ids)
-        xyxy = transform.boxes_to_frame(boxes[keep], clip=self.clip)
-        detections = Detections.from_arrays(xyxy, scores[keep], class_ids[keep], self.names)
+        detections = self.finish(outputs, transform)
         t3 = time.perf_counter()
         self.timing_ms = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}
         return detections
+
+    def prepare(self, frame: np.ndarray, slot: int = 0) -> tuple:
+        """Stage 1, frame -> (input tensor, transform); each slot has its own tensor, so an overlapped pipeline
+        prepares the next frame (slot 1) while the backend still reads this one (slot 0)."""
+        while len(self._preprocessors) <= slot:
+            self._preprocessors.append(Preprocessor(self.contract.input))
+        return self._preprocessors[slot](frame)
+
+    def infer(self, tensor: np.ndarray) -> list:
+        """Stage 2, the backend run (outputs may be buffers the next run overwrites)."""
+        return self.backend.run(tensor)
+
+    def finish(self, outputs: list, transform) -> Detections:
+        """Stage 3, decode + NMS: raw outputs -> Detections in the frame's pixels."""
+        boxes, scores, class_ids = self.candidates(outputs)
+        keep = self.select(boxes, scores, class_ids)
+        xyxy = transform.boxes_to_frame(boxes[keep], clip=self.clip)
+        return Detections.from_arrays(xyxy, scores[keep], class_ids[keep], self.names)
 
     detect = __call__
 

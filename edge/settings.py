@@ -19,6 +19,7 @@ from .typed import spec
 NAME = r"[A-Za-z][\w-]*"
 CREDENTIAL = r"[\w.@-]+"
 DROP_POLICIES = ("latest", "oldest", "block")
+OVERLAP_MODES = ("auto", "on", "off")
 DEFAULT_HTTP = "127.0.0.1:8080"
 
 
@@ -132,6 +133,9 @@ class PipelineConfig:
                                choices=DROP_POLICIES)
     queue_size: int = spec("frames queued per source with all_frames", 8, minimum=1, maximum=1000)
     max_frames: Optional[int] = spec("stop after N inferred frames", None, minimum=1)
+    overlap: str = spec("preprocess the next frame and postprocess the previous one while the backend runs: auto "
+                        "(on with 3+ cores and a backend that releases the GIL), on or off", "auto",
+                        choices=OVERLAP_MODES)
     require_sources: bool = spec("exit at start-up when a source cannot be opened (default: live sources that are "
                                  "down are retried while the others run)", False)
 

@@ -36,7 +36,8 @@ def write_video(path, frames: int, size=(96, 64), fps: float = 30.0) -> str:
 
 
 class SlowDetector:
-    """The real detector plus a fixed delay per frame, recording which frames it saw."""
+    """The real detector plus a fixed delay per frame (in its inference stage when overlapped: a sleeping backend
+    releases the GIL like a real one), recording which frames it saw."""
 
     def __init__(self, detector: Detector, delay: float):
         self.detector, self.delay, self.seen = detector, delay, []
@@ -45,6 +46,14 @@ class SlowDetector:
         self.seen.append(image)
         time.sleep(self.delay)
         return self.detector(image)
+
+    def prepare(self, image, slot=0):
+        self.seen.append(image)
+        return self.detector.prepare(image, slot)
+
+    def infer(self, tensor):
+        time.sleep(self.delay)
+        return self.detector.infer(tensor)
 
     def __getattr__(self, name):
         return getattr(self.detector, name)

@@ -143,10 +143,17 @@ class HangingDetector:
         self.detector, self.hang, self.entered = detector, threading.Event(), threading.Event()
 
     def __call__(self, image):
+        self._wait()
+        return self.detector(image)
+
+    def infer(self, tensor):  # the overlapped loop's inference stage
+        self._wait()
+        return self.detector.infer(tensor)
+
+    def _wait(self):
         while self.hang.is_set():
             self.entered.set()
             time.sleep(0.01)
-        return self.detector(image)
 
     def __getattr__(self, name):
         return getattr(self.detector, name)

@@ -190,7 +190,9 @@ def test_swap_detector_takes_over_from_the_next_frame(detector, tmp_path):
         models.append(event["model"]["id"])
         if len(models) == 2:
             pipeline.swap_detector(other)
-    assert models == ["tiny.onnx"] * 2 + ["other.onnx"] * 4 and pipeline.detector is other
+    before = models.count("tiny.onnx")  # overlapped, frames already picked (up to 3) finish on the old model
+    assert before == 2 or pipeline.overlapped and 2 <= before <= 5
+    assert models == ["tiny.onnx"] * before + ["other.onnx"] * (6 - before) and pipeline.detector is other
     pipeline.reload_failed("bad bundle")
     assert pipeline.status()["model_reloads"] == {"succeeded": 1, "failed": 1, "last_error": "bad bundle"}
 

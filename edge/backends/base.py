@@ -23,6 +23,7 @@ class Backend(ABC):
     """Loads one model file and runs it on one preprocessed tensor."""
 
     name = "base"
+    releases_gil = False  # run() lets other Python threads work meanwhile, so overlapping pre/post with it pays
     inputs: list
     outputs: list
     metadata: dict  # key/value metadata stored in the model file (e.g. Ultralytics' ONNX metadata_props)

@@ -25,6 +25,7 @@ class OnnxRuntimeBackend(Backend):
     """Runs an .onnx file with onnxruntime.InferenceSession."""
 
     name = "onnxruntime"
+    releases_gil = True
 
     def __init__(self, path: str, providers: Optional[Sequence[str]] = None, threads: Optional[int] = None):
         try:

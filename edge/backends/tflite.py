@@ -48,6 +48,7 @@ class TFLiteBackend(Backend):
     """Runs a .tflite flatbuffer with the TFLite interpreter."""
 
     name = "tflite"
+    releases_gil = True
 
     def __init__(self, path: str, threads: Optional[int] = None):
         with open(path, "rb") as f:

@@ -8,7 +8,7 @@ from .pipeline import Pipeline
 from .sources import Source, open_source, split_name
 
 PIPELINE_OPTIONS = ("sinks", "every", "max_fps", "drop", "queue_size", "max_frames", "require_sources", "backoff",
-                    "window", "analytics")
+                    "window", "analytics", "overlap")
 
 
 def stream(detector, source: Union[str, Source, Sequence[Union[str, Source]]], *, all_frames: bool = False,
@@ -16,8 +16,8 @@ def stream(detector, source: Union[str, Source, Sequence[Union[str, Source]]], *
     """Yield one event per inferred frame; `detector` is a Detector or a model path, `source` a URI, a Source or a list.
 
     Pipeline options: sinks, every, max_fps, drop, queue_size, max_frames, require_sources, backoff, window,
-    analytics; the rest (width, height, fps, fourcc, model_size, ...) go to open_source. Breaking out of the loop
-    stops everything.
+    analytics, overlap; the rest (width, height, fps, fourcc, model_size, ...) go to open_source. Breaking out of
+    the loop stops everything.
     """
     if isinstance(detector, (str, os.PathLike)):
         from ..detector import Detector

@@ -20,6 +20,7 @@ import numpy as np
 
 from .capture import CaptureWorker, FrameQueue
 from .events import detections_event, model_identity
+from .overlap import Overlap, Work, use_overlap
 from .sinks.base import Sink
 from .sources import Frame, Source
 
@@ -80,9 +81,10 @@ class Pipeline:
     def __init__(self, detector, sources: Sequence[Source], sinks: Sequence[Sink] = (), *, all_frames: bool = False,
                  every: int = 1, max_fps: Optional[float] = None, drop: Optional[str] = None, queue_size: int = 8,
                  max_frames: Optional[int] = None, require_sources: bool = False, backoff: tuple = (0.5, 10.0),
-                 window: int = 512, analytics: Sequence = (), media=None):
+                 window: int = 512, analytics: Sequence = (), media=None, overlap: str = "auto"):
         """analytics: a SourceAnalytics (edge/stream/analytics.py) or None per source, in the order of sources;
-        media: an edge.stream.media.Media saving snapshots and clips of their events."""
+        media: an edge.stream.media.Media saving snapshots and clips of their events; overlap: auto|on|off, run
+        preprocess and postprocess beside inference (edge/stream/overlap.py)."""
         if not sources:
             raise ValueError("a pipeline needs at least one source")
         self.detector, self.sources = detector, list(sources)
@@ -93,6 +95,7 @@ class Pipeline:
         self.every, self.max_frames, self.require_sources = max(1, int(every)), max_frames, require_sources
         self.min_period = 1.0 / max_fps if max_fps else 0.0
         policy = drop or ("block" if all_frames else "latest")
+        self._latest = policy == "latest"
         capacity = queue_size if all_frames else 1
         self._ready = threading.Condition()
         self._stopping = threading.Event()
@@ -101,6 +104,7 @@ class Pipeline:
                         for s in self.sources]
         self._by_id = {w.source.id: w for w in self.workers}
         self.model = model_identity(detector)
+        self.overlapped = use_overlap(overlap, detector)
         self.latency = {stage: Rolling(window) for stage in STAGES}
         self._done_times: deque = deque(maxlen=64)
         self.started_at: Optional[float] = None
@@ -141,28 +145,53 @@ class Pipeline:
             self.start()
         self._running, self._loop_thread = True, threading.get_ident()
         try:
-            next_at = 0.0
-            while self.max_frames is None or self.inferred < self.max_frames:
-                pause = next_at - time.monotonic()
-                if pause > 0:
-                    if self._stopping.wait(pause if idle is None else min(pause, idle)):
-                        break
-                    if idle is not None and time.monotonic() < next_at:
-                        yield None
-                        continue
-                frame = self._next_frame(idle)
-                if frame is _END:
-                    break
-                if frame is None:
-                    yield None
-                    continue
-                next_at = time.monotonic() + self.min_period
-                event = self._process(frame)
-                if event is not None:
-                    yield event
+            yield from (self._overlapped(idle) if self.overlapped else self._one_by_one(idle))
         finally:
             self._running = False
             self._shutdown()
+
+    def _one_by_one(self, idle: Optional[float]) -> Iterator[Optional[dict]]:
+        """The sequential frame loop: pick, detect, emit."""
+        next_at = 0.0
+        while self.max_frames is None or self.inferred < self.max_frames:
+            pause = next_at - time.monotonic()
+            if pause > 0:
+                if self._stopping.wait(pause if idle is None else min(pause, idle)):
+                    break
+                if idle is not None and time.monotonic() < next_at:
+                    yield None
+                    continue
+            frame = self._next_frame(idle)
+            if frame is _END:
+                break
+            if frame is None:
+                yield None
+                continue
+            next_at = time.monotonic() + self.min_period
+            event = self._process(frame)
+            if event is not None:
+                yield event
+
+    def _overlapped(self, idle: Optional[float]) -> Iterator[Optional[dict]]:
+        """The overlapped frame loop: frames are picked and prepared, and inferred, on two threads; this one
+        finishes them in order, so sinks and analytics keep running on the caller's thread."""
+        overlap = Overlap(self._next_frame, self._take, self._budget, self._stopping, self.min_period,
+                          just_in_time=self._latest)
+        overlap.start()
+        try:
+            while self.max_frames is None or self.inferred < self.max_frames:
+                work = overlap.next(idle)
+                if work is None:
+                    yield None
+                    continue
+                if not isinstance(work, Work):
+                    break
+                event = self._finish(work)
+                overlap.done()
+                if event is not None:
+                    yield event
+        finally:
+            overlap.close()
 
     def run(self) -> int:
         """Run to the end (or stop()); returns the number of inferred frames."""
@@ -210,21 +239,50 @@ class Pipeline:
                 self._ready.wait(min(0.5, wait))
         return _END
 
-    def _process(self, frame: Frame) -> Optional[dict]:
-        """Detect, measure, build the event and fan it out; a detector fault is logged and the frame skipped."""
-        worker = self._by_id[frame.source_id]
+    def _take(self, frame: Frame) -> tuple:
+        """(detector, model identity) for a frame about to be detected: a pending swap takes effect here."""
         if self._swaps:
             self.detector, self.model = self._swaps.popleft()
             self.reloads["succeeded"] += 1
         self.last_frame = frame
+        return self.detector, self.model
+
+    def _budget(self, in_flight: int) -> bool:
+        """Whether one more frame may start with `in_flight` frames between picking and their event."""
+        return self.max_frames is None or self.inferred + in_flight < self.max_frames
+
+    def _process(self, frame: Frame) -> Optional[dict]:
+        """Detect, measure, build the event and fan it out; a detector fault is logged and the frame skipped."""
+        detector, model = self._take(frame)
         try:
-            detections = self.detector(frame.image)
+            detections = detector(frame.image)
         except Exception as e:
-            worker.stats.error = f"inference failed on frame {frame.seq}: {e}"
-            log.error("%s: %s", frame.source_id, worker.stats.error)
-            return None
+            return self._failed(frame, f"inference failed on frame {frame.seq}: {e}")
+        return self._emit(frame, detections, dict(detector.timing_ms), model)
+
+    def _finish(self, work: Work) -> Optional[dict]:
+        """Decode and NMS an inferred frame of the overlapped loop, then emit it (or log its fault)."""
+        if work.error is not None:
+            return self._failed(work.frame, work.error)
+        t0 = time.perf_counter()
+        try:
+            detections = work.detector.finish(work.outputs, work.transform)
+        except Exception as e:
+            return self._failed(work.frame, f"postprocess failed on frame {work.frame.seq}: {e}")
+        work.timings["postprocess"] = (time.perf_counter() - t0) * 1e3
+        return self._emit(work.frame, detections, work.timings, work.model)
+
+    def _failed(self, frame: Frame, error: str) -> None:
+        """Record and log a detector fault; the frame is skipped."""
+        worker = self._by_id[frame.source_id]
+        worker.stats.error = error
+        log.error("%s: %s", frame.source_id, error)
+
+    def _emit(self, frame: Frame, detections, timings: dict, model: dict) -> dict:
+        """Measure, run the source's analytics, build the event and fan it out to the sinks."""
+        worker = self._by_id[frame.source_id]
         done = time.time()
-        timings = dict(self.detector.timing_ms, capture_to_result=(done - frame.timestamp) * 1e3)
+        timings["capture_to_result"] = (done - frame.timestamp) * 1e3
         for stage in STAGES:
             self.latency[stage].add(timings[stage])
         self._done_times.append(done)
@@ -238,7 +296,7 @@ class Pipeline:
             self.media.frame(frame)
             if area_events:
                 self.media.on_events(frame, detections, area_events, tracking.zones, tracking.lines)
-        event = detections_event(frame, detections, self.model, timings, done, tracking and tracking.counts)
+        event = detections_event(frame, detections, model, timings, done, tracking and tracking.counts)
         for handle in self.sinks:
             handle.publish(event, frame, detections)
             for area_event in area_events:

@@ -115,6 +115,7 @@ class TensorRTBackend(Backend):
     """Runs a serialized TensorRT engine: H2D copy, execute, D2H copy on one stream, then one sync."""
 
     name = "tensorrt"
+    releases_gil = True
 
     def __init__(self, path: str, device: int = 0):
         path = str(path)
