@@ -149,8 +149,8 @@ class Detector:
 
     def with_thresholds(self, **thresholds) -> "Detector":
         """A detector sharing this one's engine with other thresholds (e.g. eval settings)."""
-        settings = dict(conf=self.conf, iou=self.iou, max_det=self.max_det, multi_label=self.multi_label,
-                        agnostic=self.agnostic, clip=self.clip)
+        settings: dict = dict(conf=self.conf, iou=self.iou, max_det=self.max_det, multi_label=self.multi_label,
+                              agnostic=self.agnostic, clip=self.clip)
         settings.update(thresholds)
         return Detector(self.backend, self.contract, model_path=self.model_path, **settings)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import cv2
 import numpy as np
@@ -86,12 +86,12 @@ class Preprocessor:
         shape = (1, 3, spec.height, spec.width) if spec.layout == "NCHW" else (1, spec.height, spec.width, 3)
         self.tensor = np.empty(shape, dtype=self._table.dtype)
         self._pad = self._table[np.full(3, spec.pad_value, np.uint8)]
-        self._geometry = None
+        self._geometry: Optional[tuple] = None
         # Scratch for the resized image and the colour planes, sized for the whole input and allocated once: a fresh
         # array per frame faults its pages in again, which cost more than the pixel work (~1 ms at 640x480 here).
         self._scratch = np.empty((2, spec.height * spec.width * 3), np.uint8)
-        self._resized = None
-        self._planes = None  # B, G, R planes (NCHW) or the RGB image (NHWC)
+        self._resized: Optional[np.ndarray] = None
+        self._planes: Any = None  # B, G, R planes (NCHW) or the RGB image (NHWC)
 
     def __call__(self, frame: np.ndarray) -> tuple:
         """Return (tensor, transform); the tensor is overwritten by the next call."""

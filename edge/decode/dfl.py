@@ -34,9 +34,9 @@ def decode_dfl(box_logits: np.ndarray, scores: np.ndarray, anchors: np.ndarray, 
     if logits.shape[0] % 4:
         raise ValueError(f"box logits {box_logits.shape} are not 4 sides x bins")
     picked, kept, class_ids = select_candidates(cls, conf, multi_label, best_buffer)
-    l, t, r, b = dfl_distances(logits[:, picked].reshape(4, logits.shape[0] // 4, len(picked)))
+    left, top, right, bottom = dfl_distances(logits[:, picked].reshape(4, logits.shape[0] // 4, len(picked)))
     ax, ay, stride = anchors[:, picked]
-    boxes = np.stack([(ax - l) * stride, (ay - t) * stride, (ax + r) * stride, (ay + b) * stride], axis=1)
+    boxes = np.stack([(ax - left) * stride, (ay - top) * stride, (ax + right) * stride, (ay + bottom) * stride], axis=1)
     return boxes.astype(np.float32), kept.astype(np.float32), class_ids.astype(np.int64)
 
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
+
 from .damo_yolo import decode_damo_yolo, decode_damo_yolo_head
 from .dfl import decode_dfl
 from .registry import REG_MAX_IS_BINS, REG_MAX_IS_LAST_BIN, DecodeContext, DecodeFormat, register_format
@@ -50,12 +52,19 @@ def _yolo11_end2end(outputs: list, ctx: DecodeContext) -> tuple:
     return decode_yolo11_end2end(outputs[0], ctx.conf, ctx.scale)
 
 
+def _grid(ctx: DecodeContext) -> np.ndarray:
+    """The anchors a grid format is always given (Detector builds them from the format's `anchors`)."""
+    if ctx.anchors is None:
+        raise ValueError("a split DFL head needs the anchor grid")
+    return ctx.anchors
+
+
 def _yolo11_dfl(outputs: list, ctx: DecodeContext) -> tuple:  # (box logits, scores)
-    return decode_dfl(outputs[0], outputs[1], ctx.anchors, ctx.conf, ctx.multi_label, ctx.best_scores)
+    return decode_dfl(outputs[0], outputs[1], _grid(ctx), ctx.conf, ctx.multi_label, ctx.best_scores)
 
 
 def _damo_yolo_dfl(outputs: list, ctx: DecodeContext) -> tuple:  # (scores, box logits): DAMO-YOLO's own order
-    return decode_dfl(outputs[1], outputs[0], ctx.anchors, ctx.conf, ctx.multi_label, ctx.best_scores)
+    return decode_dfl(outputs[1], outputs[0], _grid(ctx), ctx.conf, ctx.multi_label, ctx.best_scores)
 
 
 def _damo_yolo(outputs: list, ctx: DecodeContext) -> tuple:

@@ -12,6 +12,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from http.server import HTTPServer
+from typing import Any, cast
 
 log = logging.getLogger("edge.http")
 
@@ -41,7 +42,7 @@ class BoundedHTTPServer(HTTPServer):
         self._room = threading.Thread(target=self._wait_room, name="edge-http-idle", daemon=True)
         self._room.start()
 
-    def process_request(self, request: socket.socket, client_address) -> None:
+    def process_request(self, request: Any, client_address: Any) -> None:
         """Admit the connection to the waiting room, or answer 503 when the cap is reached."""
         with self._lock:
             admitted = self._open < self.max_connections
@@ -68,7 +69,7 @@ class BoundedHTTPServer(HTTPServer):
                 else:
                     selector.unregister(key.fileobj)
                     del deadlines[key.fileobj]
-                    self._pool.submit(self._serve, key.fileobj, key.data)
+                    self._pool.submit(self._serve, cast(socket.socket, key.fileobj), key.data)
             now = time.monotonic()
             for request in [r for r, deadline in deadlines.items() if deadline < now]:
                 selector.unregister(request)

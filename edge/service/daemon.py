@@ -86,7 +86,7 @@ class Daemon:
                 return
             sinks = open_sinks(config.sinks)
             if config.sinks.http is not None:
-                sinks.append(open_server(config.sinks.http, config.media and config.media.dir))
+                sinks.append(open_server(config.sinks.http, config.media.dir if config.media else None))
             self.pipeline = Pipeline(detector, open_sources(config, detector), sinks, **vars(config.pipeline),
                                      analytics=source_analytics(config, detector.names),
                                      media=Media(config.media) if config.media else None)

@@ -299,7 +299,10 @@ def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, archive: str,
         os.makedirs(path, exist_ok=True)
         return
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with tar.extractfile(member) as src, open(path, "wb") as dst:
+    src = tar.extractfile(member)
+    if src is None:  # a link or device entry: nothing to copy
+        return
+    with src, open(path, "wb") as dst:
         shutil.copyfileobj(src, dst)
 
 

@@ -115,7 +115,7 @@ class Pipeline:
         self._opened: list = []
         self._swaps: deque = deque(maxlen=1)  # (detector, identity) to run from the next frame on
         self.last_frame: Optional[Frame] = None
-        self.reloads = {"succeeded": 0, "failed": 0, "last_error": None}
+        self.reloads: dict = {"succeeded": 0, "failed": 0, "last_error": None}
 
     def start(self) -> None:
         """Open the non-live sources (every source with require_sources) and start every sink: errors here are
@@ -137,7 +137,7 @@ class Pipeline:
 
     def __iter__(self) -> Iterator[dict]:
         """Start (if needed) and yield one event per inferred frame until the sources end or stop() is called."""
-        return self.events()
+        return (event for event in self.events() if event is not None)  # no idle ticks without events(idle=...)
 
     def events(self, idle: Optional[float] = None) -> Iterator[Optional[dict]]:
         """Like iterating the pipeline; with `idle`, also yield None after each `idle` seconds without a frame."""
@@ -257,18 +257,21 @@ class Pipeline:
         try:
             detections = detector(frame.image)
         except Exception as e:
-            return self._failed(frame, f"inference failed on frame {frame.seq}: {e}")
+            self._failed(frame, f"inference failed on frame {frame.seq}: {e}")
+            return None
         return self._emit(frame, detections, dict(detector.timing_ms), model)
 
     def _finish(self, work: Work) -> Optional[dict]:
         """Decode and NMS an inferred frame of the overlapped loop, then emit it (or log its fault)."""
         if work.error is not None:
-            return self._failed(work.frame, work.error)
+            self._failed(work.frame, work.error)
+            return None
         t0 = time.perf_counter()
         try:
             detections = work.detector.finish(work.outputs, work.transform)
         except Exception as e:
-            return self._failed(work.frame, f"postprocess failed on frame {work.frame.seq}: {e}")
+            self._failed(work.frame, f"postprocess failed on frame {work.frame.seq}: {e}")
+            return None
         work.timings["postprocess"] = (time.perf_counter() - t0) * 1e3
         return self._emit(work.frame, detections, work.timings, work.model)
 
@@ -294,7 +297,7 @@ class Pipeline:
             detections, area_events = tracking(frame, detections)
         if self.media is not None:
             self.media.frame(frame)
-            if area_events:
+            if area_events and tracking is not None:
                 self.media.on_events(frame, detections, area_events, tracking.zones, tracking.lines)
         event = detections_event(frame, detections, model, timings, done, tracking and tracking.counts)
         for handle in self.sinks:

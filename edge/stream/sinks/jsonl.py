@@ -73,7 +73,8 @@ class JsonlSink(QueuedSink):
 
     def _rotate(self) -> None:
         """path -> path.1 -> ... -> path.<backups> (the oldest is removed); with no backups, start afresh."""
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
         self._file = None  # from here a failure leaves the sink closed: _reopen retries, nothing rotates twice
         try:
             for i in range(self.backups - 1, 0, -1):
@@ -96,6 +97,8 @@ class JsonlSink(QueuedSink):
             self._reopen()
         if self.max_bytes and self._size and self._size + size > self.max_bytes:
             self._rotate()
+        if self._file is None:  # not reached: _reopen and _rotate open the file or raise
+            raise SinkError(f"jsonl: {self.path} is not open")
         self._file.write(line)
         self._file.flush()
         self._size += size
