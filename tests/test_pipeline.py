@@ -177,7 +177,7 @@ def test_status_snapshot_shape(detector):
     assert set(status["latency_ms"]) == {"capture_to_result", "preprocess", "inference", "postprocess"}
     assert status["latency_ms"]["inference"]["p50"] >= 0
     assert set(status["sources"]["synthetic"]) == {"uri", "state", "down_since", "connected", "captured", "inferred",
-                                                   "dropped", "reconnects", "last_frame_at", "error"}
+                                                   "dropped", "reconnects", "skipped", "last_frame_at", "error"}
     assert status["sinks"]["list"] == {"published": 4, "failed": 0, "dropped": 0}
     json.dumps(status)
 
