@@ -9,7 +9,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.request
 from typing import Optional
 
@@ -21,6 +20,7 @@ from edge.demo import BUNDLE
 from edge.schema import schema_path
 from edge.service.server import HttpServer
 
+from .test_sinks_http import get
 from .test_sinks_support import Status, detections, event, free_port, image, wait_until
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
@@ -28,16 +28,6 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--remote-debugging-port=0", "--remote-allow-origins=*", "--window-size=1280,1000"]
 VISIBLE = "getComputedStyle(document.getElementById('%s')).display !== 'none'"
-
-
-def get(url, token=None):
-    """(status code, headers, body) of a GET, HTTP errors included."""
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as r:
-            return r.status, r.headers, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers, e.read()
 
 
 @pytest.fixture
