@@ -107,7 +107,7 @@ def pipeline_all_frames(detector: Detector, video: str) -> Callable[[], int]:
 
 def live(detector: Detector, video: str) -> dict:
     """The video paced at its 30 fps, latest-frame policy: latency percentiles and drops."""
-    pipeline = Pipeline(detector, [VideoFileSource(video, realtime=True)])
+    pipeline = Pipeline(detector, [VideoFileSource(video, realtime=True)], drop="latest", queue_size=1)  # a camera
     result = measured(pipeline.run)
     status = pipeline.status()
     source = next(iter(status["sources"].values()))

@@ -103,7 +103,8 @@ def stage_ms(detector: Detector, images: list) -> dict:
 
 def live(detector: Detector, video: str, mode: str) -> dict:
     """The video paced at 30 fps, latest-frame policy: capture-to-result and inference percentiles, drops."""
-    pipeline = Pipeline(detector, [VideoFileSource(video, realtime=True)], overlap=mode)
+    pipeline = Pipeline(detector, [VideoFileSource(video, realtime=True)], drop="latest", queue_size=1,
+                        overlap=mode)  # played as a camera: the latest frame only
     pipeline.run()
     status = pipeline.status()
     source = next(iter(status["sources"].values()))

@@ -12,12 +12,11 @@ import json
 import os
 from typing import Optional
 
-import cv2
 import numpy as np
 
 from .detector import Detector
 from .errors import EdgeError
-from .images import list_images
+from .images import list_images, read_image
 from .progress import Progress
 
 
@@ -52,9 +51,7 @@ def evaluate(detector: Detector, images_dir: str, annotations: str, limit: Optio
     results = []
     with Progress("eval", total=len(images)) as progress:
         for im in images:
-            frame = cv2.imread(os.path.join(images_dir, im["file_name"]), cv2.IMREAD_COLOR)
-            if frame is None:
-                raise EdgeError(f"{im['file_name']}: cannot decode image")
+            frame = read_image(os.path.join(images_dir, im["file_name"]))  # skipping it would bias the mAP
             for (x1, y1, x2, y2), score, cls, _ in detector(frame):
                 results.append({"image_id": im["id"], "category_id": to_category[cls],
                                 "bbox": [float(x1), float(y1), float(x2 - x1), float(y2 - y1)], "score": score})
@@ -111,10 +108,7 @@ def yolo_ground_truth(labels_dir: str, images_dir: str, class_names: tuple) -> d
 
 
 def _image_size(path: str) -> tuple:
-    frame = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if frame is None:
-        raise EdgeError(f"{path}: cannot decode image")
-    return frame.shape[:2]
+    return read_image(path).shape[:2]
 
 
 def coco_map(gt: dict, results: list, image_ids: list) -> dict:

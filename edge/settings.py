@@ -7,7 +7,7 @@ JSON Schema (edge/schema/config.schema.json) is generated from them (edge/typed.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import List, Optional
 
 from .backends import BACKENDS
@@ -126,12 +126,14 @@ class MediaConfig:
 class PipelineConfig:
     """Frame scheduling between capture and inference."""
 
-    all_frames: bool = spec("infer every frame (files: no real-time pacing) instead of the latest", False)
+    all_frames: bool = spec("infer every frame of live sources too, instead of the latest (files and folders "
+                            "always give every frame; with this, video files are not paced in real time)", False)
     every: int = spec("infer every Nth captured frame", 1, minimum=1)
     max_fps: Optional[float] = spec("cap the inference rate", None, exclusive_minimum=0.0)
-    drop: Optional[str] = spec("full queue policy (default latest, or block with all_frames)", None,
-                               choices=DROP_POLICIES)
-    queue_size: int = spec("frames queued per source with all_frames", 8, minimum=1, maximum=1000)
+    drop: Optional[str] = spec("full queue policy for every source (default: latest for live sources, block for "
+                               "files, folders and with all_frames)", None, choices=DROP_POLICIES)
+    queue_size: int = spec("frames queued per file or folder source (every source with all_frames)", 8, minimum=1,
+                           maximum=1000)
     max_frames: Optional[int] = spec("stop after N inferred frames", None, minimum=1)
     overlap: str = spec("preprocess the next frame and postprocess the previous one while the backend runs: auto "
                         "(on with 3+ cores and a backend that releases the GIL), on or off", "auto",
@@ -202,6 +204,10 @@ class SinksConfig:
     http: Optional[HttpConfig] = spec("HTTP probes, metrics and preview", None)
     webhook: Optional[WebhookConfig] = spec("webhook sink", None)
     queue: int = spec("events each queued sink holds before dropping the oldest", 1000, minimum=1, maximum=1000000)
+
+    def enabled(self) -> list:
+        """The names of the sinks that are on (their section is present)."""
+        return [f.name for f in fields(self) if f.name != "queue" and getattr(self, f.name) is not None]
 
 
 @dataclass

@@ -17,7 +17,7 @@ from edge.demo import BUNDLE
 from edge.errors import ConfigError
 from edge.settings import MediaConfig
 from edge.stream import media as media_module
-from edge.stream.events import load_schema
+from edge.stream.events import SCHEMA_VERSION, load_schema
 from edge.stream.media import Media, Retention, media_file
 from edge.stream.sources import Frame
 from edge.track import parse_zone
@@ -35,7 +35,7 @@ def frame(seq: int, width: int = 320, height: int = 240) -> Frame:
 
 
 def zone_event(seq: int) -> dict:
-    return {"schema_version": 2, "type": "zone_enter", "source": "cam", "seq": seq, "zone": "door", "track_id": 1,
+    return {"schema_version": SCHEMA_VERSION, "type": "zone_enter", "source": "cam", "seq": seq, "zone": "door", "track_id": 1,
             "class_id": 0, "name": "person", "time": 1000.0 + seq / FPS}
 
 

@@ -7,7 +7,7 @@ import jsonschema
 import pytest
 
 import edge
-from edge.stream.events import load_schema
+from edge.stream.events import SCHEMA_VERSION, load_schema
 from edge.stream.pipeline import Pipeline
 from edge.stream.sinks.base import Sink
 from edge.stream.sources import open_source
@@ -166,6 +166,15 @@ def test_events_match_the_schema_and_the_frame(detector):
         jsonschema.validate(bad, schema)
 
 
+def test_the_event_schema_is_the_version_the_runtime_writes():
+    schema = load_schema()
+    versions = {kind: d["properties"]["schema_version"]["const"] for kind, d in schema["definitions"].items()
+                if "schema_version" in d.get("properties", {})}
+    assert versions == {"detections": SCHEMA_VERSION, "zone": SCHEMA_VERSION, "line": SCHEMA_VERSION}
+    assert f"Version {SCHEMA_VERSION} (current)" in schema["description"]
+    assert all("file" in schema["definitions"][kind]["properties"] for kind in versions)  # version 3's field
+
+
 def test_status_snapshot_shape(detector):
     pipeline = Pipeline(detector, [open_source("synthetic:32x32@0", frames=4)], [ListSink()], all_frames=True)
     list(pipeline)
@@ -204,4 +213,4 @@ def test_edge_stream_generator(detector, tmp_path):
     stream = edge.stream(detector, "synthetic:32x32@0")
     first = next(stream)
     stream.close()  # breaking out stops capture and closes the source
-    assert first["source"] == "synthetic" and first["schema_version"] == 2
+    assert first["source"] == "synthetic" and first["schema_version"] == SCHEMA_VERSION

@@ -49,11 +49,13 @@ def test_video_file_every_frame_in_order(tmp_path):
     assert frames[0].image.shape == (64, 96, 3)
 
 
-def test_video_file_realtime_is_live_and_paced(tmp_path):
-    source = open_source(write_video(tmp_path / "clip.avi", 4, fps=50), realtime=True)
-    assert source.live
+def test_video_file_realtime_is_paced_and_still_a_finite_source(tmp_path):
+    path = write_video(tmp_path / "clip.avi", 4, fps=50)
+    source = open_source(path, realtime=True)
+    assert not source.live  # every frame, opened at start, never reconnected: only the pacing is camera-like
     frames = read_all(source)
     assert len(frames) == 4 and frames[-1].timestamp - frames[0].timestamp >= 3 / 50 - 0.005
+    assert [(f.seq, f.file) for f in frames] == [(i, path) for i in range(4)]
 
 
 def test_image_folder_skips_unreadable(tmp_path):

@@ -13,7 +13,8 @@ PIPELINE_OPTIONS = ("sinks", "every", "max_fps", "drop", "queue_size", "max_fram
 
 def stream(detector, source: Union[str, Source, Sequence[Union[str, Source]]], *, all_frames: bool = False,
            **options) -> Generator[dict, None, None]:
-    """Yield one event per inferred frame; `detector` is a Detector or a model path, `source` a URI, a Source or a list.
+    """Yield one event per inferred frame; `detector` is a Detector or a model path (loaded with the deployment
+    thresholds, as `edge run` does), `source` a URI, a Source or a list.
 
     Pipeline options: sinks, every, max_fps, drop, queue_size, max_frames, require_sources, backoff, window,
     analytics, overlap; the rest (width, height, fps, fourcc, model_size, ...) go to open_source. Breaking out of
@@ -21,7 +22,7 @@ def stream(detector, source: Union[str, Source, Sequence[Union[str, Source]]], *
     """
     if isinstance(detector, (str, os.PathLike)):
         from ..detector import Detector
-        detector = Detector.load(str(detector))
+        detector = Detector.load(str(detector), preset="deployment")
     pipeline_options = {k: options.pop(k) for k in PIPELINE_OPTIONS if k in options}
     specs = [source] if isinstance(source, (str, Source)) else list(source)
     sources = [s if isinstance(s, Source) else _open(s, realtime=not all_frames, **options) for s in specs]

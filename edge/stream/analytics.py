@@ -78,7 +78,7 @@ class SourceAnalytics:
         height, width = frame.image.shape[:2]
         raw = self.analytics.update(tracked, frame.timestamp, (width, height))
         self.counts = self.analytics.counts()  # a fresh dict each frame: other threads read it as is
-        return tracked, [analytics_event(frame.source_id, frame.seq, e) for e in raw]
+        return tracked, [analytics_event(frame.source_id, frame.seq, e, frame.file) for e in raw]
 
     def status(self) -> dict:
         """{"tracks_active", "zones", "lines"} for status() and metrics."""

@@ -10,7 +10,7 @@ from ..detections import Detections
 from ..schema import schema_path
 from .sources import Frame
 
-SCHEMA_VERSION = 2  # 2: detections gain track_id (tracking on) and counts; zone_enter/zone_exit/line_cross
+SCHEMA_VERSION = 3  # 2: track_id, counts, zone_enter/zone_exit/line_cross; 3: `file` on events from file sources
 SCHEMA_PATH = schema_path("event")
 
 
@@ -39,6 +39,7 @@ def detections_event(frame: Frame, detections: Detections, model: dict, timings_
         "type": "detections",
         "source": frame.source_id,
         "seq": int(frame.seq),
+        **({"file": frame.file} if frame.file is not None else {}),
         "captured_at": round(frame.timestamp, 6),
         "inferred_at": round(inferred_at, 6),
         "model": model,
@@ -51,9 +52,12 @@ def detections_event(frame: Frame, detections: Detections, model: dict, timings_
     return event
 
 
-def analytics_event(source: str, seq: int, raw: dict) -> dict:
-    """A zone_enter / zone_exit / line_cross event from what edge.track.Analytics.update returned."""
+def analytics_event(source: str, seq: int, raw: dict, file: Optional[str] = None) -> dict:
+    """A zone_enter / zone_exit / line_cross event from what edge.track.Analytics.update returned; `file`: the
+    video or image the frame came from."""
     event = {"schema_version": SCHEMA_VERSION, "type": raw["type"], "source": source, "seq": int(seq)}
+    if file is not None:
+        event["file"] = file
     event.update((k, v) for k, v in raw.items() if k not in ("type", "time", "dwell_s"))
     event["time"] = round(raw["time"], 6)
     if "dwell_s" in raw:

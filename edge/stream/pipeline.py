@@ -1,5 +1,8 @@
 """Pipeline: capture threads -> one detector (round-robin over sources) -> events -> sinks.
 
+Scheduling: a live source (camera, stream) keeps only its latest frame, a finite one (video file, image folder)
+queues every frame, and `all_frames` makes live sources queue every frame too.
+
 Start-up: live sources are opened by their capture threads, so one that is down at start is retried (capped
 backoff) while the others run; `require_sources=True` opens every source before anything starts and raises on
 the first that fails. Non-live sources (files, folders) are always opened at start: they cannot come back.
@@ -94,14 +97,12 @@ class Pipeline:
         self.sinks = [SinkHandle(s, _unique(getattr(s, "name", "sink"), i, sinks)) for i, s in enumerate(sinks)]
         self.every, self.max_frames, self.require_sources = max(1, int(every)), max_frames, require_sources
         self.min_period = 1.0 / max_fps if max_fps else 0.0
-        policy = drop or ("block" if all_frames else "latest")
-        self._latest = policy == "latest"
-        capacity = queue_size if all_frames else 1
         self._ready = threading.Condition()
         self._stopping = threading.Event()
         self._closed = threading.Event()
-        self.workers = [CaptureWorker(s, FrameQueue(capacity, policy, self._ready), self._stopping, self.every, backoff)
-                        for s in self.sources]
+        self.workers = [CaptureWorker(s, self._queue(s, all_frames, drop, queue_size), self._stopping, self.every,
+                                      backoff) for s in self.sources]
+        self._latest = any(w.queue.policy == "latest" for w in self.workers)
         self._by_id = {w.source.id: w for w in self.workers}
         self.model = model_identity(detector)
         self.overlapped = use_overlap(overlap, detector)
@@ -116,6 +117,13 @@ class Pipeline:
         self._swaps: deque = deque(maxlen=1)  # (detector, identity) to run from the next frame on
         self.last_frame: Optional[Frame] = None
         self.reloads: dict = {"succeeded": 0, "failed": 0, "last_error": None}
+
+    def _queue(self, source: Source, all_frames: bool, drop: Optional[str], queue_size: int) -> FrameQueue:
+        """A finite source (file, folder) or all_frames: every frame (block, queue_size deep); a live source: the
+        latest frame only; `drop` overrides the policy for every source."""
+        every_frame = all_frames or not source.live
+        return FrameQueue(queue_size if every_frame else 1, drop or ("block" if every_frame else "latest"),
+                          self._ready)
 
     def start(self) -> None:
         """Open the non-live sources (every source with require_sources) and start every sink: errors here are

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.stream.sources import folder as folder_module
+import edge.images as images_module
 from edge.stream.sources.folder import FolderSource, image_size
 from edge.stream.sources.video import VideoFileSource
 
@@ -33,7 +33,7 @@ def test_an_oversized_image_is_skipped_before_decoding(tmp_path, monkeypatch, ca
     huge_png(tmp_path / "a.png")
     assert cv2.imwrite(str(tmp_path / "b.png"), np.zeros((48, 64, 3), np.uint8))
     decoded, imread = [], cv2.imread
-    monkeypatch.setattr(folder_module.cv2, "imread", lambda path, flags: decoded.append(path) or imread(path, flags))
+    monkeypatch.setattr(images_module.cv2, "imread", lambda path, flags: decoded.append(path) or imread(path, flags))
     source = FolderSource(str(tmp_path))
     source.open()
     with caplog.at_level(logging.WARNING):

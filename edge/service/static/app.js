@@ -132,7 +132,8 @@ function renderEvents(events) {
     img.alt = "frame " + e.seq + " of " + e.source;
     if (thumbs.get(key)) img.src = thumbs.get(key);
     const names = e.detections.map((d) => d.name + (d.track_id !== undefined ? " #" + d.track_id : ""));
-    p.textContent = new Date(e.inferred_at * 1000).toLocaleTimeString() + " " + e.source + " #" + e.seq + ": " +
+    const file = e.file ? " " + e.file.split("/").pop() : "";  // schema_version 3: file and folder sources
+    p.textContent = new Date(e.inferred_at * 1000).toLocaleTimeString() + " " + e.source + file + " #" + e.seq + ": " +
       (names.join(", ") || "nothing");
     li.append(img, p);
     return li;

@@ -16,18 +16,20 @@ __all__ = ["Frame", "Source", "SourceError"]
 
 @dataclass
 class Frame:
-    """One captured BGR uint8 image with its per-source sequence number and capture time (epoch seconds)."""
+    """One captured BGR uint8 image with its per-source sequence number (a file's frame index or a folder's image
+    index), capture time (epoch seconds) and, from files, the file's path."""
 
     image: np.ndarray
     seq: int
     timestamp: float
     source_id: str
+    file: Optional[str] = None  # the image or video file it came from (file-backed sources)
 
 
 class Source(ABC):
     """A frame producer: open(), read() until None (end of stream), close(); `live` sources reconnect."""
 
-    live: bool = True
+    live: bool = True  # a camera or stream: latest frame, reconnects; False: a file or folder, every frame, ends
     skipped: int = 0  # inputs it could not use: unreadable or oversized images, frames missing from a cut video
 
     def __init__(self, uri: str, source_id: Optional[str] = None):
@@ -47,9 +49,9 @@ class Source(ABC):
     def close(self) -> None:
         """Release the device or file (safe to call twice)."""
 
-    def frame(self, image: np.ndarray, timestamp: Optional[float] = None) -> Frame:
+    def frame(self, image: np.ndarray, timestamp: Optional[float] = None, file: Optional[str] = None) -> Frame:
         """Wrap an image as this source's next Frame (capture time defaults to now)."""
-        frame = Frame(image, self._seq, time.time() if timestamp is None else timestamp, self.id)
+        frame = Frame(image, self._seq, time.time() if timestamp is None else timestamp, self.id, file)
         self._seq += 1
         return frame
 

@@ -5,10 +5,10 @@ import logging
 import os
 from typing import Optional
 
-import cv2
+import numpy as np
 
 from ...errors import EdgeError
-from ...images import list_images
+from ...images import list_images, read_image
 from .base import Frame, Source, SourceError
 
 log = logging.getLogger("edge")
@@ -19,19 +19,24 @@ MAX_PIXELS = 40_000_000  # 120 MB as BGR; a 16384 x 16384 PNG of zeros is under 
 
 
 class FolderSource(Source):
-    """Images from a folder as frames; unreadable or oversized files are logged, counted in `skipped`, and skipped."""
+    """Images from a folder as frames, each event naming its file; an unreadable or oversized image in a folder is
+    a warning, counted in `skipped`, and skipped; a single image file that cannot be read fails open()."""
 
     live = False
 
     def __init__(self, uri: str, source_id: Optional[str] = None):
         super().__init__(uri, source_id or os.path.basename(os.path.normpath(uri)))
         self._paths: list = []
+        self._image: Optional[np.ndarray] = None  # a single image file, read by open()
         self.skipped = 0
 
     def open(self) -> None:
-        """List the images."""
+        """List the images (read a single image file now, so an unreadable one is a start-up error)."""
         try:
-            self._paths = list_images(self.uri) if os.path.isdir(self.uri) else [self.uri]
+            if os.path.isdir(self.uri):
+                self._paths = list_images(self.uri)
+            else:
+                self._paths, self._image = [self.uri], load_image(self.uri)
         except EdgeError as e:
             raise SourceError(str(e)) from None
 
@@ -39,21 +44,30 @@ class FolderSource(Source):
         """The next readable image, None after the last."""
         while self._paths:
             path = self._paths.pop(0)
-            size = image_size(path)
-            if size and (max(size) > MAX_SIDE or size[0] * size[1] > MAX_PIXELS):
-                log.warning("%s: %d x %d image is over the limit (%d a side, %d MP); skipped", path, *size,
-                            MAX_SIDE, MAX_PIXELS // 1_000_000)
-            else:
-                image = cv2.imread(path, cv2.IMREAD_COLOR)
-                if image is not None:
-                    return self.frame(image)
-                log.warning("%s: cannot read image (unsupported format); skipped", path)
-            self.skipped += 1
-            self._seq += 1
+            image, self._image = self._image, None
+            try:
+                if image is None:
+                    image = load_image(path)
+            except EdgeError as e:
+                log.warning("%s; skipped", e)
+                self.skipped += 1
+                self._seq += 1
+                continue
+            return self.frame(image, file=path)
         return None
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def load_image(path: str) -> np.ndarray:
+    """The image in a file, refused before decoding when its header declares more than MAX_SIDE / MAX_PIXELS;
+    EdgeError `PATH: ...` otherwise."""
+    size = image_size(path)
+    if size and (max(size) > MAX_SIDE or size[0] * size[1] > MAX_PIXELS):
+        raise EdgeError(f"{path}: {size[0]} x {size[1]} image is over the limit ({MAX_SIDE} a side, "
+                        f"{MAX_PIXELS // 1_000_000} MP)")
+    return read_image(path)
 
 
 def image_size(path: str) -> Optional[tuple]:
