@@ -1,17 +1,31 @@
 """`edge bench`: per-stage latency, throughput, load time and peak memory of a Detector."""
 from __future__ import annotations
 
+import logging
 import resource
 import sys
 import time
 from typing import Optional
 
-import cv2
 import numpy as np
 
 from .detector import Detector
-from .images import list_images
+from .errors import EdgeError
+from .images import list_images, read_image
 from .progress import Progress
+
+log = logging.getLogger("edge")
+
+
+def readable_images(paths: list) -> list:
+    """The images that can be read; each one that cannot is a warning (the same line as `edge run` prints)."""
+    frames = []
+    for path in paths:
+        try:
+            frames.append(read_image(path))
+        except EdgeError as e:
+            log.warning("%s; skipped", e)
+    return frames
 
 
 def peak_rss_mb() -> float:
@@ -29,11 +43,12 @@ def _stats(values: list) -> dict:
 def bench(model: str, images: Optional[str] = None, runs: int = 100, warmup: int = 5, **load_options) -> dict:
     """Load the model, warm it up, then time `runs` frames (cycling over the images, or one synthetic frame)."""
     t0 = time.perf_counter()
-    detector = Detector.load(model, **load_options)
+    detector = Detector.load(model, preset="deployment", **load_options)  # the thresholds edge run would use
     load_ms = (time.perf_counter() - t0) * 1e3
     if images:
-        read = (cv2.imread(f, cv2.IMREAD_COLOR) for f in list_images(images))
-        frames: list = [f for f in read if f is not None]
+        frames: list = readable_images(list_images(images))
+        if not frames:
+            raise EdgeError(f"{images}: none of its images could be read (each is named above)")
     else:
         frames = [np.random.default_rng(0).integers(0, 256, (720, 1280, 3), dtype=np.uint8)]
     for i in range(warmup):

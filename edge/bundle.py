@@ -20,6 +20,7 @@ from .contract import (
     RESIZES,
     Contract,
     DecodeSpec,
+    DeploymentThresholds,
     InputSpec,
     OutputSpec,
     PostprocessDefaults,
@@ -149,16 +150,20 @@ class Manifest:
     task: str = spec("what the model does", "detect", choices=("detect",))
     target: str = spec("what the bundle was built for, e.g. onnx, onnx-int8, tflite-int8, tensorrt-fp16", "")
     precision: str = spec("fp32, fp16, int8, or the input dtype", "")
-    postprocess: PostprocessDefaults = spec("default thresholds", default_factory=PostprocessDefaults)
+    postprocess: PostprocessDefaults = spec("the family's reference (evaluation) thresholds: what Detector.load "
+                                            "uses by default", default_factory=PostprocessDefaults)
     source: Optional[dict] = spec("what the model was converted from: file, sha256, tool versions", None)
     tensorrt: Optional[TensorRTSection] = spec("TensorRT bundles: inputs of the engine build", None)
+    deployment: Optional[DeploymentThresholds] = spec("this model's thresholds for edge run, detect and demo (flags "
+                                                      "and the config override them; a key left out, or no section: "
+                                                      "the family's deployment default)", None)
 
     def to_contract(self) -> Contract:
         """The runtime Contract this manifest describes."""
         return Contract(family=self.family, input=self.input.to_spec(),
                         outputs=tuple(o.to_spec() for o in self.outputs), decode=self.decode, names=tuple(self.names),
-                        postprocess=self.postprocess, task=self.task, target=self.target, precision=self.precision,
-                        source=dict(self.source or {}))
+                        postprocess=self.postprocess, deployment=self.deployment, task=self.task, target=self.target,
+                        precision=self.precision, source=dict(self.source or {}))
 
     @classmethod
     def of(cls, contract: Contract, model_file: str, sha256: str) -> "Manifest":
@@ -167,7 +172,7 @@ class Manifest:
         return cls(SCHEMA_VERSION, contract.family, ModelFile(model_file, fmt, sha256), InputSection.of(contract.input),
                    [OutputSection.of(o) for o in contract.outputs], contract.decode, list(contract.names),
                    contract.task, contract.target or fmt, contract.precision or contract.input.dtype,
-                   contract.postprocess, dict(contract.source))
+                   contract.postprocess, dict(contract.source), deployment=contract.deployment)
 
     def to_json(self) -> dict:
         """The manifest as JSON data (absent optional sections left out)."""

@@ -68,12 +68,26 @@ class DecodeSpec:
 
 @dataclass(frozen=True)
 class PostprocessDefaults:
-    """Thresholds the family's reference pipeline uses by default."""
+    """Thresholds the family's reference pipeline uses (evaluation, parity; Detector.load's default)."""
 
     conf: float = spec("confidence threshold", 0.25, minimum=0.0, maximum=1.0)
     iou: float = spec("NMS IoU threshold", 0.7, minimum=0.0, maximum=1.0)
     max_det: int = spec("maximum detections per image", 300, minimum=1)
     multi_label: bool = spec("keep every class above conf per anchor, not only the best", False)
+
+
+@dataclass(frozen=True)
+class DeploymentThresholds:
+    """A bundle's own thresholds for edge run, detect and demo; a key left out takes the family's deployment one."""
+
+    conf: Optional[float] = spec("confidence threshold", None, minimum=0.0, maximum=1.0)
+    iou: Optional[float] = spec("NMS IoU threshold", None, minimum=0.0, maximum=1.0)
+    max_det: Optional[int] = spec("maximum detections per image", None, minimum=1)
+    multi_label: Optional[bool] = spec("keep every class above conf per anchor, not only the best", None)
+
+
+THRESHOLD_KEYS = ("conf", "iou", "max_det", "multi_label")
+PRESETS = ("reference", "deployment")
 
 
 @dataclass(frozen=True)
@@ -85,7 +99,8 @@ class Contract:
     outputs: tuple
     decode: DecodeSpec
     names: tuple
-    postprocess: PostprocessDefaults = field(default_factory=PostprocessDefaults)
+    postprocess: PostprocessDefaults = field(default_factory=PostprocessDefaults)  # the reference (evaluation) ones
+    deployment: Optional[DeploymentThresholds] = None  # the bundle's own deployment thresholds, if it has any
     task: str = "detect"
     target: str = ""
     precision: str = ""
@@ -96,15 +111,46 @@ class Contract:
         """A copy with another class-name table."""
         return replace(self, names=tuple(names))
 
+    def thresholds(self, preset: str = "reference") -> Tuple[PostprocessDefaults, dict]:
+        """(thresholds, {key: where its value comes from}) of a preset: `reference`, the family's reference
+        pipeline as this contract records it (`postprocess`: parity tests, the Python API's default); `deployment`
+        (`edge run`, `detect`, `demo`), the bundle's own `deployment` keys over the family's deployment default."""
+        if preset == "reference":
+            return self.postprocess, {key: f"{self.family} reference" for key in THRESHOLD_KEYS}
+        if preset != "deployment":
+            raise ValueError(f"threshold preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+        family = deployment_defaults(self.family, max(self.input.height, self.input.width))
+        own = self.deployment or DeploymentThresholds()
+        values, origins = {}, {}
+        for key in THRESHOLD_KEYS:
+            value = getattr(own, key)
+            values[key] = getattr(family, key) if value is None else value
+            origins[key] = f"{self.family} deployment default" if value is None else "bundle manifest"
+        return PostprocessDefaults(**values), origins
+
 
 def family_defaults(family: str, input_size: int) -> PostprocessDefaults:
-    """Reference thresholds: Ultralytics predict for YOLO11, the official config heads for DAMO-YOLO."""
+    """Reference thresholds: Ultralytics predict for YOLO11, the official config heads (evaluation) for DAMO-YOLO."""
     if family == "yolo11":
         return PostprocessDefaults(conf=0.25, iou=0.7, max_det=300, multi_label=False)
     # DAMO-YOLO (SPEC §5): T/S/M/L conf 0.05 IoU 0.7, nano (416 input) conf 0.03 IoU 0.65; top 500, multi-label.
     if input_size <= 416:
         return PostprocessDefaults(conf=0.03, iou=0.65, max_det=500, multi_label=True)
     return PostprocessDefaults(conf=0.05, iou=0.7, max_det=500, multi_label=True)
+
+
+DAMO_YOLO_DEPLOY_CONF = 0.6  # the official tools/demo.py draws the boxes scoring at least its --conf, default 0.6
+
+
+def deployment_defaults(family: str, input_size: int) -> PostprocessDefaults:
+    """Thresholds for streaming and `edge detect` when no flag, config or bundle sets them. YOLO11: Ultralytics
+    predict's (its reference). DAMO-YOLO: what the official tools/demo.py shows, the config head's NMS IoU and the
+    demo's drawing threshold conf 0.6 (drawing after NMS or thresholding before it keeps the same boxes: lower
+    scores never suppress higher ones), one class per object."""
+    reference = family_defaults(family, input_size)
+    if family == "yolo11":
+        return reference
+    return replace(reference, conf=DAMO_YOLO_DEPLOY_CONF, multi_label=False)
 
 
 def family_input(family: str, name: str, height: int, width: int, layout: str, dtype: str,

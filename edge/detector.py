@@ -11,7 +11,7 @@ from .autodetect import infer_contract
 from .backends import Backend, open_backend
 from .backends.tensorrt.engines import find_engine, needs_engine
 from .bundle import is_bundle, read_bundle
-from .contract import Contract
+from .contract import THRESHOLD_KEYS, Contract
 from .decode import DecodeContext, decode_format, make_anchors
 from .detections import Detections
 from .errors import ContractError, ModelError
@@ -25,16 +25,19 @@ class Detector:
 
     def __init__(self, backend: Backend, contract: Contract, conf: Optional[float] = None, iou: Optional[float] = None,
                  max_det: Optional[int] = None, multi_label: Optional[bool] = None, agnostic: bool = False,
-                 clip: bool = True, model_path: str = ""):
+                 clip: bool = True, model_path: str = "", preset: str = "reference"):
+        """Thresholds not given come from the contract's `preset` (Contract.thresholds): reference or deployment."""
         _check_contract(backend, contract, model_path)
         self.backend = backend
         self.contract = contract
         self.model_path = model_path
-        defaults = contract.postprocess
+        defaults, origins = contract.thresholds(preset)
         self.conf = defaults.conf if conf is None else float(conf)
         self.iou = defaults.iou if iou is None else float(iou)
         self.max_det = defaults.max_det if max_det is None else int(max_det)
         self.multi_label = defaults.multi_label if multi_label is None else bool(multi_label)
+        given = {"conf": conf, "iou": iou, "max_det": max_det, "multi_label": multi_label}
+        self.thresholds_from = {key: "given" if given[key] is not None else origins[key] for key in given}
         self.agnostic = agnostic
         self.clip = clip
         self.names = contract.names
@@ -51,7 +54,8 @@ class Detector:
     def load(cls, path: str, *, family: Optional[str] = None, names: Optional[Sequence[str]] = None,
              backend: Optional[str] = None, providers: Optional[Sequence[str]] = None, threads: Optional[int] = None,
              verify: bool = True, **thresholds) -> "Detector":
-        """Open a bundle directory, a manifest.json, or a raw .onnx/.tflite/.engine file (contract inferred).
+        """Open a bundle directory, a manifest.json, or a raw .onnx/.tflite/.engine file (contract inferred);
+        `thresholds`: conf, iou, max_det, multi_label, agnostic, clip, and preset (see __init__).
 
         A TensorRT bundle runs the engine cached for this device (edge/backends/tensorrt/engines.py);
         backend="onnxruntime" runs its ONNX.
@@ -142,6 +146,7 @@ class Detector:
             "decode": {"format": c.decode.format, "normalized": c.decode.normalized},
             "postprocess": {"conf": self.conf, "iou": self.iou, "max_det": self.max_det,
                             "multi_label": self.multi_label, "agnostic": self.agnostic},
+            "thresholds_from": dict(self.thresholds_from),
             "classes": len(c.names),
             "names": list(c.names),
             "metadata": c.metadata,
@@ -152,7 +157,9 @@ class Detector:
         settings: dict = dict(conf=self.conf, iou=self.iou, max_det=self.max_det, multi_label=self.multi_label,
                               agnostic=self.agnostic, clip=self.clip)
         settings.update(thresholds)
-        return Detector(self.backend, self.contract, model_path=self.model_path, **settings)
+        detector = Detector(self.backend, self.contract, model_path=self.model_path, **settings)
+        detector.thresholds_from = {k: "given" if k in thresholds else v for k, v in self.thresholds_from.items()}
+        return detector
 
 
 class _Dequantizer:
@@ -194,15 +201,18 @@ def _check_contract(backend: Backend, contract: Contract, where: str) -> None:
                             f"model's outputs {shown}; it needs {need}")
 
 
-def load_detector(model: ModelConfig, thresholds: Optional[ThresholdsConfig] = None) -> Detector:
-    """The Detector the settings describe; the path is resolved (a models/current link names its target)."""
+def load_detector(model: ModelConfig, thresholds: Optional[ThresholdsConfig] = None,
+                  preset: str = "deployment") -> Detector:
+    """The Detector the settings describe; the path is resolved (a models/current link names its target).
+    Each threshold: the settings' (flag over config), else the bundle manifest's deployment one, else the family's
+    deployment default (preset="reference": the family's reference one)."""
     from .names import load_names
 
     t = thresholds or ThresholdsConfig()
-    overrides = {k: getattr(t, k) for k in ("conf", "iou", "max_det", "multi_label") if getattr(t, k) is not None}
+    overrides = {k: getattr(t, k) for k in THRESHOLD_KEYS if getattr(t, k) is not None}
     return Detector.load(os.path.realpath(model.path), family=model.family, backend=model.backend,
                          names=load_names(model.names) if model.names else None, providers=model.providers,
-                         threads=model.threads, agnostic=t.agnostic, **overrides)
+                         threads=model.threads, agnostic=t.agnostic, preset=preset, **overrides)
 
 
 def checked_run(detector: Detector, frame: np.ndarray) -> Detections:

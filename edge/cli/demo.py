@@ -20,6 +20,7 @@ from ..stream.analytics import SourceAnalytics
 from ..stream.sinks.base import Sink
 from ..stream.sources import Frame, Source
 from ..track import parse_line, parse_zone
+from .flags import detector_settings, threshold_flags
 
 WIDTH, HEIGHT, FPS = 640, 480, 12
 DEFAULT_LINE = f"middle=0,{HEIGHT // 2},{WIDTH},{HEIGHT // 2}"
@@ -30,7 +31,7 @@ def add_demo_parser(sub) -> None:
     p = sub.add_parser("demo", help="run the bundled DAMO-YOLO shapes model on a generated video (no network/camera)")
     p.add_argument("--out", default="edge-demo", help="folder for sample.avi and annotated.avi (default ./edge-demo)")
     p.add_argument("--frames", type=int, help="length of the sample video (default 36 frames)")
-    p.add_argument("--conf", type=float, default=0.4, help="confidence threshold (default 0.4)")
+    threshold_flags(p, keys=("conf", "iou"))
     p.add_argument("--json", action="store_true", help="one event JSON object per frame on stdout")
     p.add_argument("--http", metavar="HOST:PORT", help="serve the web page and previews (e.g. 127.0.0.1:8080) and "
                    "loop the scene live until Ctrl-C (or --frames when given)")
@@ -38,7 +39,7 @@ def add_demo_parser(sub) -> None:
                    help=f"counting line(s) drawn and counted (default {DEFAULT_LINE})")
     p.add_argument("--zone", action="append", type=parse_zone, default=[], metavar="NAME=x1,y1,x2,y2,x3,y3,...",
                    help="zone(s) drawn and counted")
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=cmd_demo, parser=p)
 
 
 class VideoSink(Sink):
@@ -111,7 +112,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     os.makedirs(args.out, exist_ok=True)
     length = max(1, args.frames or 36)
     sample = write_sample(os.path.join(args.out, "sample.avi"), length)
-    detector = Detector.load(BUNDLE, conf=args.conf, multi_label=False, agnostic=True)  # one label per object
+    _, thresholds = detector_settings(args, args.parser, model=False)
+    detector = Detector.load(BUNDLE, preset="deployment", conf=thresholds.conf, iou=thresholds.iou,
+                             agnostic=True)  # one label per object
     lines = args.line or [parse_line(DEFAULT_LINE)]
     tracking = SourceAnalytics(TrackingConfig(), args.zone, lines, frame_rate=FPS)
     sink = VideoSink(os.path.join(args.out, "annotated.avi"), (WIDTH, HEIGHT), zones=args.zone, lines=lines)

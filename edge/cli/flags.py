@@ -84,23 +84,48 @@ def model_flags(p: argparse.ArgumentParser, thresholds: bool = True, flag: bool 
         threshold_flags(p)
 
 
-def threshold_flags(p: argparse.ArgumentParser, **defaults: Any) -> None:
-    """--conf --iou --max-det --agnostic --multi-label; `defaults` names the command's own defaults in the help."""
-    for flag, key in (("--conf", "conf"), ("--iou", "iou"), ("--max-det", "max_det"), ("--agnostic", "agnostic"),
-                      ("--multi-label", "multi_label")):
+THRESHOLDS = ("conf", "iou", "max_det", "agnostic", "multi_label")
+
+
+def threshold_flags(p: argparse.ArgumentParser, defaults: Optional[dict] = None, keys: tuple = THRESHOLDS) -> None:
+    """--conf --iou --max-det --agnostic --multi-label (or those of `keys`); `defaults` names the command's own
+    defaults in the help (otherwise: the deployment thresholds, README "Supported models")."""
+    for key in keys:
         _, field = field_of(Config, f"thresholds.{key}")
-        default = defaults.get(key)
+        default = (defaults or {}).get(key)
         help_ = field.metadata["description"] + (f" (default {default})" if default is not None else
-                                                 " (default: the model family's)" if key != "agnostic" else "")
-        setting(p, flag, f"thresholds.{key}", help=help_)
+                                                 " (default: the bundle's deployment value, else the model "
+                                                 "family's)" if key != "agnostic" else "")
+        setting(p, "--" + key.replace("_", "-"), f"thresholds.{key}", help=help_)
 
 
-def detector_settings(args: argparse.Namespace, parser: argparse.ArgumentParser,
+def detector_settings(args: argparse.Namespace, parser: argparse.ArgumentParser, model: bool = True,
                       **defaults: Any) -> tuple:
-    """(ModelConfig, ThresholdsConfig) from the flags, range-checked like the config (usage error otherwise)."""
+    """(ModelConfig, ThresholdsConfig) from the flags, range-checked like the config (usage error otherwise);
+    model=False: (None, ThresholdsConfig) for a command without model flags."""
     data = lay_over({"model": {}, "thresholds": dict(defaults)}, given(args))
     try:
-        return build(ModelConfig, data["model"], "model"), build(ThresholdsConfig, data["thresholds"], "thresholds")
+        return (build(ModelConfig, data["model"], "model") if model else None,
+                build(ThresholdsConfig, data["thresholds"], "thresholds"))
     except ValidationError as e:
         parser.error(flag_error(ConfigError(str(e)), given(args)) or str(e))
         raise  # parser.error exits; this keeps type checkers content
+
+
+def thresholds_used(detector: Any, flags: dict) -> tuple:
+    """({conf, iou, max_det, multi_label, agnostic, from: {key: origin}}, one-line summary) of the thresholds a
+    detector runs with, e.g. `thresholds conf 0.5 (--conf); iou 0.7, max_det 300, multi_label off (yolo11
+    deployment default)`; a value the settings gave comes from its flag when one was given, else from the config."""
+    values = {"conf": detector.conf, "iou": detector.iou, "max_det": detector.max_det,
+              "multi_label": detector.multi_label}
+    origins: dict = {}
+    groups: dict = {}
+    for key, value in values.items():
+        path, origin = f"thresholds.{key}", detector.thresholds_from[key]
+        origins[key] = (FLAG_OF.get(path, path) if path in flags else "config") if origin == "given" else origin
+        shown = ("on" if value else "off") if isinstance(value, bool) else value
+        groups.setdefault(origins[key], []).append(f"{key} {shown}")
+    line = "thresholds " + "; ".join(f"{', '.join(items)} ({origin})" for origin, items in groups.items())
+    if detector.agnostic:
+        line += "; class-agnostic NMS"
+    return {**values, "agnostic": detector.agnostic, "from": origins}, line
