@@ -18,7 +18,7 @@ from edge.service.config import EX_CONFIG, parse
 from edge.service.server import _StatusCollector
 from edge.settings import TrackingConfig
 from edge.stream.analytics import SourceAnalytics, source_analytics
-from edge.stream.events import load_schema
+from edge.stream.events import SCHEMA_VERSION, load_schema
 from edge.stream.sources import Frame
 from edge.track import parse_line, parse_zone
 
@@ -82,7 +82,7 @@ def test_bad_zone_or_line_flags_are_usage_errors(tmp_path, flag, text):
     model = tiny_model(tmp_path / "m.onnx")
     result = edge("run", "--model", model, "--source", "cam=synthetic:96x64", "--max-frames", 1, flag, text)
     assert result.returncode == 2 and result.stdout == "", result.stderr
-    assert result.stderr.splitlines()[-1].startswith(f"edge run: error: {flag} "), result.stderr
+    assert result.stderr.splitlines()[-1].startswith(f"edge: error: {flag} "), result.stderr
 
 
 @pytest.mark.parametrize("zone, message", [
@@ -167,7 +167,7 @@ def test_mqtt_zone_line_topics_and_retained_counts(broker_factory, subscribers):
     sink.start(Status())
     counts = {"zones": {"door": {"count": 1, "classes": {"dog": 1}}}, "lines": {}}
     frame_event = dict(event(0), counts=counts)
-    zone = {"schema_version": 2, "type": "zone_enter", "source": "cam0", "seq": 0, "zone": "door", "track_id": 1,
+    zone = {"schema_version": SCHEMA_VERSION, "type": "zone_enter", "source": "cam0", "seq": 0, "zone": "door", "track_id": 1,
             "class_id": 1, "name": "dog", "time": time.time()}
     line = {**zone, "type": "line_cross", "line": "gate", "direction": "in"}
     del line["zone"]

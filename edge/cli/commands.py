@@ -7,14 +7,14 @@ import json
 import logging
 import os
 import sys
-from typing import Optional, Sequence
+from typing import NoReturn, Optional, Sequence
 
 from .. import __version__
 from ..errors import EdgeError
 from ..progress import silenced
 from ..service.systemd import setup_logging
 from .demo import add_demo_parser
-from .flags import detector_settings, model_flags, threshold_flags
+from .flags import detector_settings, given, model_flags, threshold_flags, thresholds_used
 from .models import add_models_parser
 from .ops import add_ops_parsers
 from .run import add_run_parser
@@ -33,13 +33,15 @@ def _detector(args, **defaults):
 
 
 def cmd_detect(args) -> int:
-    """Run the model on images and print or save the detections."""
+    """Run the model on images and print or save the detections; exit 1 when an image could not be read."""
     import cv2
 
     from ..draw import draw_detections
-    from ..images import list_images
+    from ..images import list_images, read_image
 
     detector = _detector(args)
+    thresholds, line = thresholds_used(detector, given(args))
+    log.info("%s", line)
     paths = []
     for source in args.sources:
         paths.extend(list_images(source) if os.path.isdir(source) else [source])
@@ -47,15 +49,16 @@ def cmd_detect(args) -> int:
         os.makedirs(args.save_dir, exist_ok=True)
     failures = 0
     for path in paths:
-        frame = cv2.imread(path, cv2.IMREAD_COLOR)
-        if frame is None:
-            log.error("%s: cannot read image (missing file or unsupported format)", path)
+        try:
+            frame = read_image(path)
+        except EdgeError as e:
+            log.error("%s", e)
             failures += 1
             continue
         dets = detector(frame)
         if args.json:
             record = {"source": path, "width": frame.shape[1], "height": frame.shape[0], "detections": dets.to_list(),
-                      "timing_ms": {k: round(v, 3) for k, v in detector.timing_ms.items()}}
+                      "timing_ms": {k: round(v, 3) for k, v in detector.timing_ms.items()}, "thresholds": thresholds}
             print(json.dumps(record), flush=True)
         else:
             t = detector.timing_ms
@@ -70,7 +73,8 @@ def cmd_detect(args) -> int:
 
 def cmd_info(args) -> int:
     """Print the resolved model contract."""
-    info = _detector(args).info()
+    detector = _detector(args)
+    info = detector.info()
     if args.json:
         print(json.dumps(info, indent=1))
         return 0
@@ -84,8 +88,7 @@ def cmd_info(args) -> int:
         quant = f" q(scale={o['quantization']['scale']:.6g}, zp={o['quantization']['zero_point']})" if o["quantization"] else ""
         print(f"output     {o['name']} {o['shape']} {o['dtype']}{quant}")
     print(f"decode     {info['decode']['format']}{' (normalized boxes)' if info['decode']['normalized'] else ''}")
-    p = info["postprocess"]
-    print(f"defaults   conf {p['conf']}  iou {p['iou']}  max_det {p['max_det']}  multi_label {p['multi_label']}")
+    print(thresholds_used(detector, given(args))[1])
     print(f"classes    {info['classes']}: {', '.join(info['names'][:8])}{', ...' if info['classes'] > 8 else ''}")
     return 0
 
@@ -124,8 +127,18 @@ def cmd_eval(args) -> int:
     return 0
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse whose usage errors read `edge: error: ...` (after the usage line, exit 2) like every other error;
+    subcommand parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print the usage and the error, exit 2."""
+        self.print_usage(sys.stderr)
+        self.exit(2, f"edge: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edge", description="Run YOLO11 and DAMO-YOLO detectors on edge devices.")
+    parser = Parser(prog="edge", description="Run YOLO11 and DAMO-YOLO detectors on edge devices.")
     parser.add_argument("--version", action="version", version=f"edge {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -155,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", required=True, help="folder with the images")
     p.add_argument("--annotations", required=True,
                    help="COCO instances JSON, or a folder of YOLO labels (<image stem>.txt: class cx cy w h, normalized)")
-    threshold_flags(p, **EVAL_THRESHOLDS)
+    threshold_flags(p, EVAL_THRESHOLDS)
     p.add_argument("--metric", choices=("coco", "ultralytics"), default="coco",
                    help="coco: official COCO protocol (faster-coco-eval); ultralytics: what Ultralytics val prints")
     p.add_argument("--limit", type=int, help="evaluate only the first N images")
@@ -189,7 +202,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except EdgeError as e:
         if args.debug:
             raise
-        log.error("error: %s", e)
+        log.error("%s", e)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -40,11 +40,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         config = validate(read(args.file), where=args.file)
     except ConfigError as e:
         for line in str(e).splitlines():
-            log.error("error: %s", line)
+            log.error("%s", line)
         return EX_CONFIG
-    sinks = [name for name in ("jsonl", "mqtt", "http", "webhook") if getattr(config.sinks, name)]
     print(f"{args.file}: ok (model {config.model.path}; {len(config.sources)} source(s); "
-          f"sinks: {', '.join(sinks) or 'none'})")
+          f"sinks: {', '.join(config.sinks.enabled()) or 'none (edge run prints the events to stdout)'})")
     return 0
 
 

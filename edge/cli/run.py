@@ -7,10 +7,10 @@ import logging
 from typing import Optional
 
 from ..errors import ConfigError
-from ..settings import Config
+from ..settings import Config, JsonlConfig
 from ..stream.sources import split_name
 from ..track import parse_line, parse_zone
-from .flags import flag_error, given, lay_over, model_flags, setting
+from .flags import flag_error, given, lay_over, model_flags, setting, thresholds_used
 
 log = logging.getLogger("edge")
 
@@ -29,7 +29,8 @@ def add_run_parser(sub) -> None:
         setting(p, f"--{flag}", f"pipeline.{flag.replace('-', '_')}")
     for flag in ("width", "height", "fps", "fourcc"):
         setting(p, f"--{flag}", f"sources.{flag}", help=f"capture {flag} for every source (cameras, synthetic)")
-    g = p.add_argument_group("sinks")
+    g = p.add_argument_group("sinks", "every event goes to each sink given here or in the config; with none, events "
+                             "are printed to stdout as JSON lines (as with --jsonl -)")
     setting(g, "--jsonl", "sinks.jsonl.path", metavar="PATH", help="write events as JSON lines to PATH ('-': stdout)")
     setting(g, "--jsonl-max-bytes", "sinks.jsonl.max_bytes", metavar="N")
     setting(g, "--jsonl-backups", "sinks.jsonl.backups", metavar="N")
@@ -87,8 +88,14 @@ def cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if wrong_flags:
             parser.error("; ".join(wrong_flags))
         for line in lines:
-            log.error("error: %s", line)
+            log.error("%s", line)
         return EX_CONFIG
+    daemon.start()  # a file that cannot be read, a required source that is down: one error line, nothing else
+    if hasattr(daemon, "pipeline"):  # unset when a SIGTERM came during the model load
+        log.info("%s", thresholds_used(daemon.pipeline.detector, given(args))[1])
+        if getattr(args, "stdout_sink", False):
+            log.info("no sink given (--jsonl, --mqtt, --http, --webhook or the config's sinks): printing the events "
+                     "to stdout as JSON lines")
     return daemon.run()
 
 
@@ -138,11 +145,15 @@ def run_config(args: argparse.Namespace) -> Config:
     lay_over(data, given(args))
     args.area_paths = add_areas(data, getattr(args, "areas", []))
     try:
-        return parse(data)
+        config = parse(data)
     except ConfigError as e:
         lines = str(e).splitlines()
         raise ConfigError("\n".join(line if not args.config or wrong_flag(line, args) else f"{args.config}: {line}"
                                     for line in lines)) from None
+    args.stdout_sink = not config.sinks.enabled()
+    if args.stdout_sink:  # results are never thrown away silently (cmd_run says so once)
+        config.sinks.jsonl = JsonlConfig(path="-")
+    return config
 
 
 def add_areas(data: dict, areas: list) -> dict:

@@ -94,8 +94,20 @@ class Daemon:
             self._restore_signals()
             raise
 
+    def start(self) -> None:
+        """Open the sources that must open at start-up (files, or all with require_sources) and start the sinks;
+        their errors raise here, before anything is logged about the run (run() starts it too when not done)."""
+        if not hasattr(self, "pipeline") or self._stop_asked:
+            return
+        try:
+            self.pipeline.start()
+        except BaseException:
+            self._restore_signals()
+            raise
+
     def run(self) -> int:
-        """Run until the sources end, max_frames, or SIGTERM/SIGINT (then drain the sinks); returns 0."""
+        """Run until the sources end, max_frames, or SIGTERM/SIGINT (then drain the sinks); returns 0, or 1 when every
+        source ended without a single frame inferred (every file unreadable)."""
         try:
             if self._stop_asked or not hasattr(self, "pipeline"):
                 log.info("stopped during start-up")
@@ -113,7 +125,7 @@ class Daemon:
                  "%d failed", status["inferred"], lat["p50"], lat["p99"],
                  ", ".join(f"{sid}: {s['captured']} captured, {s['dropped']} dropped"
                            for sid, s in status["sources"].items()), reloads["succeeded"], reloads["failed"])
-        return 0
+        return 0 if self._stop_asked or not nothing_inferred(status) else 1
 
     def _between_frames(self) -> None:
         """The frame loop's duties after each inferred frame or idle wake-up: notify (watchdog), start or finish a
@@ -179,6 +191,20 @@ class Daemon:
         if not self._stopping:
             self._stopping = True
             self.notifier.stopping()
+
+
+def nothing_inferred(status: dict) -> bool:
+    """Whether every source ended without a frame inferred; logs one error line per source that says why."""
+    sources = status["sources"]
+    if status["inferred"] or not all(s["state"] == "ended" for s in sources.values()):
+        return False
+    for sid, s in sources.items():
+        if s["skipped"]:
+            log.error("%s: none of its %d input(s) could be read (each is named above); nothing inferred", s["uri"],
+                      s["skipped"])
+        elif not s["error"]:  # a source error was logged when it happened
+            log.error("%s: ended without a frame; nothing inferred", s["uri"])
+    return True
 
 
 def open_server(settings: HttpConfig, media_dir: Optional[str] = None):

@@ -120,7 +120,18 @@ def journal_stderr() -> bool:
     return stream == f"{st.st_dev}:{st.st_ino}"
 
 
-class JournalFormatter(logging.Formatter):
+class Formatter(logging.Formatter):
+    """`edge: error: ...` and `edge: warning: ...` for errors and warnings, `edge: ...` for the rest: one format
+    for every line the CLI and the daemon print."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The message with its prefix."""
+        label = "error: " if record.levelno >= logging.ERROR else "warning: " if record.levelno >= logging.WARNING \
+            else ""
+        return f"edge: {label}{super().format(record)}"
+
+
+class JournalFormatter(Formatter):
     """Prefixes each line with its syslog priority (`<3>` error ... `<7>` debug) so journald records it."""
 
     def format(self, record: logging.LogRecord) -> str:
@@ -130,10 +141,9 @@ class JournalFormatter(logging.Formatter):
 
 
 def setup_logging(level: int) -> None:
-    """`edge: message` on stderr, with priority prefixes when stderr goes to the journal."""
+    """`edge: [error: |warning: ]message` on stderr, with priority prefixes when stderr goes to the journal."""
     handler = logging.StreamHandler(sys.stderr)
-    fmt = "edge: %(message)s"
-    handler.setFormatter(JournalFormatter(fmt) if journal_stderr() else logging.Formatter(fmt))
+    handler.setFormatter(JournalFormatter() if journal_stderr() else Formatter())
     logging.basicConfig(level=level, handlers=[handler])
     if level > logging.DEBUG:
         quiet_native_logs()
