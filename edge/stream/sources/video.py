@@ -37,6 +37,10 @@ class VideoFileSource(OpenCVSource):
         fps = capture.get(cv2.CAP_PROP_FPS)
         self._period = 1.0 / fps if self.realtime and 0 < fps < 1000 else 0.0
         self._expected = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+
+    def open(self) -> None:
+        """Open the file and read its first frame; the pacing clock starts with that frame."""
+        super().open()
         self._start = time.monotonic()
 
     def read(self) -> Optional[Frame]:
