@@ -34,7 +34,7 @@ def test_detect_json_lines(model, image, tmp_path):
     record = lines[0]
     assert record["source"] == str(image) and (record["width"], record["height"]) == (640, 480)
     assert record["detections"] == [{"class_id": 1, "name": "dog", "score": 0.9, "box": [270.0, 210.0, 370.0, 270.0]}]
-    assert set(record["timing_ms"]) == {"preprocess", "inference", "postprocess"}
+    assert set(record["timings_ms"]) == {"preprocess", "inference", "postprocess"}
     assert cv2.imread(str(tmp_path / "out" / "frame.jpg")).shape == (480, 640, 3)
 
 

@@ -58,7 +58,7 @@ def cmd_detect(args) -> int:
         dets = detector(frame)
         if args.json:
             record = {"source": path, "width": frame.shape[1], "height": frame.shape[0], "detections": dets.to_list(),
-                      "timing_ms": {k: round(v, 3) for k, v in detector.timing_ms.items()}, "thresholds": thresholds}
+                      "timings_ms": {k: round(v, 3) for k, v in detector.timing_ms.items()}, "thresholds": thresholds}
             print(json.dumps(record), flush=True)
         else:
             t = detector.timing_ms
