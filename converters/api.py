@@ -14,6 +14,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 from edge.bundle import Bundle, is_bundle, read_bundle
 from edge.contract import FAMILIES
+from edge.errors import FamilyMismatch
 from edge.names import load_names
 from edge.progress import silenced
 from edge.typed import spec
@@ -113,6 +114,8 @@ def resolve_source(path: str, options: ConvertOptions) -> Source:
             raise ConvertError(f"{path}: a {bundle.manifest.model.format} bundle; convert from an ONNX bundle or the "
                                "checkpoint")
         contract = bundle.contract
+        if options.family not in (None, contract.family):
+            raise FamilyMismatch(options.family, contract.family, path, "manifest")
         return Source(bundle.model_path, contract.family, _names(options) or contract.names, dict(contract.source),
                       bundle=path, precision=bundle.precision)
     if os.path.isdir(path):

@@ -8,7 +8,7 @@ import typing
 from dataclasses import fields
 from typing import Any, Optional, Sequence
 
-from edge.errors import EdgeError
+from edge.errors import EdgeError, FamilyMismatch
 
 from . import ConvertError
 from .accuracy import format_report
@@ -51,11 +51,14 @@ def _flag_type(hint: Any) -> type:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run edge-convert; one error line and exit status 1 on failure."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="edge-convert: %(message)s")
     options = ConvertOptions(**{f.name: getattr(args, f.name) for f in fields(ConvertOptions)})
     try:
         result = convert(args.model, args.target, args.out, options)
+    except FamilyMismatch as e:
+        parser.error(e.text("--family"))
     except (ConvertError, EdgeError) as e:
         print(f"edge-convert: error: {e}", file=sys.stderr)
         return 1

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Optional, Tuple
 
 from edge import Detector
-from edge.errors import EdgeError
+from edge.errors import EdgeError, FamilyMismatch
 
 from . import ConvertError
 from .accuracy import accuracy_report, agreement_scorer, map_scorer, measure, write_report
@@ -170,6 +170,8 @@ def fp32_onnx(source: Source, work: str) -> str:
 def _contract(onnx_path: str, source: Source):
     try:
         return Detector.load(onnx_path, family=source.family, names=source.names).contract
+    except FamilyMismatch:
+        raise  # a usage error: edge-convert says which flag
     except EdgeError as e:
         raise ConvertError(str(e)) from None
 

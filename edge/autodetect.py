@@ -8,9 +8,10 @@ import zlib
 from typing import Optional
 
 from .backends.base import Backend
+from .bundle import ModelMetadata
 from .contract import FAMILIES, Contract, DecodeSpec, OutputSpec, family_defaults, family_input
 from .decode.registry import decode_format
-from .errors import ContractError
+from .errors import ContractError, FamilyMismatch
 from .names import COCO80, names_from_mapping
 
 
@@ -72,8 +73,14 @@ def infer_contract(path: str, backend: Backend, family: Optional[str] = None,
     if meta.get("task") not in (None, "detect"):
         raise ContractError(f"{path}: task {meta.get('task')!r} is not supported; only detection models run here")
     outputs = tuple(OutputSpec(o.name, o.shape, o.dtype, o.quant_scale, o.quant_zero_point) for o in backend.outputs)
+    evidence = _family_evidence(meta, outputs)
+    if evidence is not None and family not in (None, evidence[0]):
+        raise FamilyMismatch(family, evidence[0], path, evidence[1])
     if family is None:
-        family = _guess_family(path, meta, outputs)
+        if evidence is None:
+            raise ContractError(f"{path}: no Ultralytics metadata and not the DAMO-YOLO output contract; "
+                                f"pass --family {'|'.join(FAMILIES)}")
+        family = evidence[0]
     height, width, layout = _input_geometry(path, backend.inputs[0].shape, meta)
     i = backend.inputs[0]
     if i.dtype not in ("float32", "float16", "uint8", "int8"):
@@ -89,24 +96,25 @@ def infer_contract(path: str, backend: Backend, family: Optional[str] = None,
     names = tuple(names)
     if num_classes is not None and len(names) != num_classes:
         raise ContractError(f"{path}: the model has {num_classes} classes but {len(names)} names were given")
-    precision = "int8" if any(o.quant_scale for o in outputs) or i.quant_scale else i.dtype
+    integer_io = any(o.quant_scale for o in outputs) or i.quant_scale
+    precision = "int8" if integer_io else backend.precision or ""  # the weights, not the input dtype
     return Contract(family=family, input=inp, outputs=outputs, decode=decode, names=names,
                     postprocess=family_defaults(family, max(height, width)),
                     target=backend.name, precision=precision,
-                    metadata={k: v for k, v in meta.items() if k in ("version", "author", "description", "date")})
+                    metadata=ModelMetadata.of(meta).to_dict())
 
 
-def _guess_family(path: str, meta: dict, outputs: tuple) -> str:
+def _family_evidence(meta: dict, outputs: tuple) -> Optional[tuple]:
+    """(family, what says so) when the file's metadata or its outputs identify the family, else None."""
     if "names" in meta and ("Ultralytics" in str(meta.get("author", "")) or "stride" in meta):
-        return "yolo11"
+        return "yolo11", "Ultralytics metadata"
     shapes = [o.shape for o in outputs]
     if (len(shapes) == 2 and len(shapes[0]) == 3 and len(shapes[1]) == 3 and shapes[1][-1] == 4
             and shapes[0][1] == shapes[1][1]):
-        return "damo-yolo"  # SPEC §4.2: scores [1,N,C] then xyxy boxes [1,N,4]
+        return "damo-yolo", "outputs"  # SPEC §4.2: scores [1,N,C] then xyxy boxes [1,N,4]
     if len(shapes) == 6 and all(len(s) == 4 for s in shapes):
-        return "damo-yolo"  # SPEC §4.3: three class maps then three regression maps
-    raise ContractError(f"{path}: no Ultralytics metadata and not the DAMO-YOLO output contract; "
-                        f"pass --family {'|'.join(FAMILIES)}")
+        return "damo-yolo", "outputs"  # SPEC §4.3: three class maps then three regression maps
+    return None
 
 
 def _input_geometry(path: str, shape: tuple, meta: dict) -> tuple:

@@ -30,7 +30,8 @@ from .errors import ContractError, ModelError
 from .schema import schema_path
 from .typed import ValidationError, build, schema, spec
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2 adds `deployment` and `metadata`; a manifest with neither is written as 1 (older runtimes)
+SCHEMA_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 SCHEMA_PATH = schema_path("manifest")
 FILE_NAME = r"(?!\.\.?$)[^/\\]+"  # one path component, not . or ..
@@ -137,10 +138,31 @@ class TensorRTSection:
 
 
 @dataclass(frozen=True)
+class ModelMetadata:
+    """What the model file says about itself (Ultralytics' export metadata), kept when it becomes a bundle."""
+
+    version: Optional[str] = spec("the version it records (Ultralytics: the exporting package's)", None)
+    date: Optional[str] = spec("when it was exported", None)
+    description: Optional[str] = spec("what it is", None)
+    author: Optional[str] = spec("who made it", None)
+    license: Optional[str] = spec("its licence", None)
+
+    @classmethod
+    def of(cls, metadata: dict) -> "ModelMetadata":
+        """These keys of a file's metadata, as text."""
+        return cls(**{f.name: str(metadata[f.name]) for f in dataclasses.fields(cls)
+                      if metadata.get(f.name) is not None})
+
+    def to_dict(self) -> dict:
+        """The keys that are set."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
 class Manifest:
     """manifest.json of a model bundle: one model file and everything needed to run it."""
 
-    schema_version: int = spec("manifest format version", choices=(SCHEMA_VERSION,))
+    schema_version: int = spec("manifest format version (2: with deployment or metadata)", choices=SCHEMA_VERSIONS)
     family: str = spec("model family: its pixel convention and reference thresholds", choices=FAMILIES)
     model: ModelFile = spec("the model file")
     input: InputSection = spec("the input tensor")
@@ -149,7 +171,7 @@ class Manifest:
     names: List[str] = spec("class names by class id")
     task: str = spec("what the model does", "detect", choices=("detect",))
     target: str = spec("what the bundle was built for, e.g. onnx, onnx-int8, tflite-int8, tensorrt-fp16", "")
-    precision: str = spec("fp32, fp16, int8, or the input dtype", "")
+    precision: str = spec("the weights: fp32, fp16 or int8 (empty: unknown; older bundles: the input dtype)", "")
     postprocess: PostprocessDefaults = spec("the family's reference (evaluation) thresholds: what Detector.load "
                                             "uses by default", default_factory=PostprocessDefaults)
     source: Optional[dict] = spec("what the model was converted from: file, sha256, tool versions", None)
@@ -157,26 +179,32 @@ class Manifest:
     deployment: Optional[DeploymentThresholds] = spec("this model's thresholds for edge run, detect and demo (flags "
                                                       "and the config override them; a key left out, or no section: "
                                                       "the family's deployment default)", None)
+    metadata: Optional[ModelMetadata] = spec("what the model file recorded about itself (version, date, ...)", None)
 
     def to_contract(self) -> Contract:
         """The runtime Contract this manifest describes."""
         return Contract(family=self.family, input=self.input.to_spec(),
                         outputs=tuple(o.to_spec() for o in self.outputs), decode=self.decode, names=tuple(self.names),
                         postprocess=self.postprocess, deployment=self.deployment, task=self.task, target=self.target,
-                        precision=self.precision, source=dict(self.source or {}))
+                        precision=self.precision, source=dict(self.source or {}),
+                        metadata=self.metadata.to_dict() if self.metadata else {})
 
     @classmethod
     def of(cls, contract: Contract, model_file: str, sha256: str) -> "Manifest":
         """The manifest of a contract and its model file."""
         fmt = os.path.splitext(model_file)[1].lstrip(".").lower()
-        return cls(SCHEMA_VERSION, contract.family, ModelFile(model_file, fmt, sha256), InputSection.of(contract.input),
+        metadata = ModelMetadata.of(contract.metadata) if contract.metadata else None
+        version = SCHEMA_VERSION if metadata or contract.deployment else 1
+        return cls(version, contract.family, ModelFile(model_file, fmt, sha256), InputSection.of(contract.input),
                    [OutputSection.of(o) for o in contract.outputs], contract.decode, list(contract.names),
-                   contract.task, contract.target or fmt, contract.precision or contract.input.dtype,
-                   contract.postprocess, dict(contract.source), deployment=contract.deployment)
+                   contract.task, contract.target or fmt, contract.precision, contract.postprocess,
+                   dict(contract.source), deployment=contract.deployment, metadata=metadata)
 
     def to_json(self) -> dict:
         """The manifest as JSON data (absent optional sections left out)."""
         data = json.loads(json.dumps(dataclasses.asdict(self)))  # tuples -> lists
+        if self.metadata:
+            data["metadata"] = self.metadata.to_dict()
         return {k: v for k, v in data.items() if v is not None}
 
 
@@ -195,7 +223,7 @@ class Bundle:
 
     @property
     def precision(self) -> str:
-        """fp32, fp16, int8, or the input dtype."""
+        """fp32, fp16 or int8 as the manifest says (older bundles: the input dtype)."""
         return self.manifest.precision
 
     @property
@@ -230,9 +258,9 @@ def parse_manifest(data, where: str = MANIFEST) -> Manifest:
     if not isinstance(data, dict):
         raise ContractError(f"{where}: the manifest must be a JSON object")
     version = data.get("schema_version")
-    if isinstance(version, int) and not isinstance(version, bool) and version != SCHEMA_VERSION:  # before its keys
+    if isinstance(version, int) and not isinstance(version, bool) and version not in SCHEMA_VERSIONS:  # first
         raise ContractError(f"{where}: schema_version {version} is not supported by this runtime (it reads "
-                            f"{SCHEMA_VERSION}); upgrade edge")
+                            f"{' and '.join(map(str, SCHEMA_VERSIONS))}); upgrade edge")
     try:
         manifest = build(Manifest, data)
     except ValidationError as e:
@@ -262,7 +290,7 @@ def contract_from_manifest(data: dict, where: str = MANIFEST) -> Contract:
 
 
 def manifest_from_contract(contract: Contract, model_file: str, sha256: str) -> dict:
-    """The manifest JSON data for a contract (schema_version 1)."""
+    """The manifest JSON data for a contract."""
     return Manifest.of(contract, model_file, sha256).to_json()
 
 

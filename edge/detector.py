@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from typing import Optional, Sequence
 
 import numpy as np
@@ -14,10 +15,12 @@ from .bundle import is_bundle, read_bundle
 from .contract import THRESHOLD_KEYS, Contract
 from .decode import DecodeContext, decode_format, make_anchors
 from .detections import Detections
-from .errors import ContractError, ModelError
+from .errors import ContractError, FamilyMismatch, ModelError
 from .nms import non_max_suppression
 from .preprocess import Preprocessor
 from .settings import ModelConfig, ThresholdsConfig
+
+LEGACY_PRECISIONS = ("", "float32", "float16", "uint8")  # manifests that recorded the input dtype: ask the file
 
 
 class Detector:
@@ -66,12 +69,16 @@ class Detector:
         if is_bundle(path):
             bundle = read_bundle(path, verify=verify)
             model_path, contract = bundle.model_path, bundle.contract
+            if family not in (None, contract.family):
+                raise FamilyMismatch(family, contract.family, path, "manifest")
             if names is not None:
                 contract = contract.with_names(names)
             manifest = bundle.manifest.to_json()  # what the TensorRT engine cache reads
             if needs_engine(manifest) and backend in (None, "tensorrt"):  # backend="onnxruntime" runs the ONNX
                 model_path, backend = find_engine(bundle.path, manifest, verify=verify), "tensorrt"
             engine = open_backend(model_path, backend, providers=providers, threads=threads)
+            if contract.precision in LEGACY_PRECISIONS and engine.precision:
+                contract = replace(contract, precision=engine.precision)
         elif os.path.isdir(path):
             raise ModelError(f"{path}: a directory but not a bundle (no manifest.json)")
         else:

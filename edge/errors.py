@@ -13,6 +13,18 @@ class ContractError(ModelError):
     """The model's input/output contract cannot be inferred or does not match the manifest."""
 
 
+class FamilyMismatch(ContractError):
+    """The family asked for contradicts what the model says it is (its manifest, metadata or outputs)."""
+
+    def __init__(self, given: str, found: str, model: str, evidence: str):
+        self.given, self.found, self.model, self.evidence = given, found, model, evidence
+        super().__init__(self.text("family"))
+
+    def text(self, setting: str) -> str:
+        """The error line naming the setting that asked for the family (`--family`, `model.family`)."""
+        return f"{setting}: {self.given} contradicts {self.model}'s {self.evidence} ({self.found}); drop {setting}"
+
+
 class BackendUnavailable(EdgeError):
     """The inference library for a backend is not installed."""
 

@@ -27,6 +27,7 @@ class Backend(ABC):
     inputs: list
     outputs: list
     metadata: dict  # key/value metadata stored in the model file (e.g. Ultralytics' ONNX metadata_props)
+    precision: Optional[str] = None  # the weights: fp32, fp16 or int8, read from the file; None when it cannot tell
 
     @abstractmethod
     def run(self, tensor: np.ndarray) -> list:

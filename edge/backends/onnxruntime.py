@@ -1,7 +1,9 @@
 """ONNX Runtime backend (CPU by default; CUDA/TensorRT execution providers when installed)."""
 from __future__ import annotations
 
-from typing import Optional, Sequence
+import mmap
+from collections import Counter
+from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
 
@@ -50,6 +52,7 @@ class OnnxRuntimeBackend(Backend):
         self.inputs = [TensorInfo(i.name, _shape(i.shape), _ORT_TYPES.get(i.type, i.type)) for i in self._session.get_inputs()]
         self.outputs = [TensorInfo(o.name, _shape(o.shape), _ORT_TYPES.get(o.type, o.type)) for o in self._session.get_outputs()]
         self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
+        self.precision = weights_precision(str(path))
         self.providers = self._session.get_providers()
         self._input_name = self.inputs[0].name
         self._output_names = [o.name for o in self.outputs]
@@ -84,3 +87,69 @@ def _shape(dims) -> tuple:
 def _first_line(error: Exception) -> str:
     text = str(error).strip().splitlines()
     return text[0][:300] if text else type(error).__name__
+
+# ONNX protobuf field numbers (onnx/onnx.proto): ModelProto.graph 7; GraphProto.node 1 and .initializer 5;
+# NodeProto.op_type 4; TensorProto.data_type 2 (1 float, 10 float16).
+_QUANTIZED_OPS = {b"DequantizeLinear", b"QLinearConv", b"QLinearMatMul", b"ConvInteger", b"MatMulInteger",
+                  b"DynamicQuantizeLinear"}
+_FLOAT, _FLOAT16 = 1, 10
+
+
+def weights_precision(path: str) -> Optional[str]:
+    """int8 (the graph has quantized ops, e.g. QDQ), fp16 (float16 weights outnumber float32 ones) or fp32, read
+    from the file's protobuf without the onnx package; None when the file is not a plain ONNX protobuf."""
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            graph = next((v for n, v in _fields(data, 0, len(data)) if n == 7 and isinstance(v, tuple)), None)
+            if graph is None:
+                return None
+            ops: set = set()
+            dtypes: Counter = Counter()
+            for number, value in _fields(data, *graph):
+                if number == 1 and isinstance(value, tuple):
+                    ops.update(bytes(data[s:e]) for n, (s, e) in _spans(data, value) if n == 4)
+                elif number == 5 and isinstance(value, tuple):
+                    dtypes.update(v for n, v in _fields(data, *value) if n == 2)
+    except (OSError, ValueError, IndexError):
+        return None
+    if ops & _QUANTIZED_OPS:
+        return "int8"
+    return "fp16" if dtypes[_FLOAT16] > dtypes[_FLOAT] else "fp32"
+
+
+def _spans(data, span: tuple) -> Iterator[tuple]:
+    """(field number, (start, end)) of the length-delimited fields of one message."""
+    return ((n, v) for n, v in _fields(data, *span) if isinstance(v, tuple))
+
+
+def _fields(data, pos: int, end: int) -> Iterator[tuple]:
+    """(field number, value) of one protobuf message: an int (varint), (start, end) (length-delimited) or None."""
+    while pos < end:
+        key, pos = _varint(data, pos)
+        wire = key & 7
+        value: Union[int, tuple, None] = None
+        if wire == 0:
+            value, pos = _varint(data, pos)
+        elif wire == 2:
+            length, pos = _varint(data, pos)
+            value, pos = (pos, pos + length), pos + length
+        elif wire in (1, 5):
+            pos += 8 if wire == 1 else 4
+        else:
+            raise ValueError(f"protobuf wire type {wire}")
+        if pos > end:
+            raise ValueError("truncated protobuf message")
+        yield key >> 3, value
+
+
+def _varint(data, pos: int) -> tuple:
+    result = shift = 0
+    while True:
+        byte = data[pos]
+        result |= (byte & 0x7F) << shift
+        pos += 1
+        if byte < 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("protobuf varint too long")

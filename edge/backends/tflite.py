@@ -71,6 +71,7 @@ class TFLiteBackend(Backend):
         self._input_index = self._interpreter.get_input_details()[0]["index"]
         self._output_indices = [d["index"] for d in self._interpreter.get_output_details()]
         self.metadata = {}
+        self.precision = _weights_precision(self._interpreter)
 
     def run(self, tensor: np.ndarray) -> list:
         self._interpreter.set_tensor(self._input_index, tensor)
@@ -140,6 +141,25 @@ def flatbuffer_problem(data: bytes) -> Optional[str]:
     except ValueError as e:
         return str(e)
     return None
+
+
+def _weights_precision(interpreter) -> Optional[str]:
+    """int8 when any tensor (weights or activations) is a quantized 8-bit integer, fp16 when float16 weights
+    are stored (an fp16 export dequantizes them at load), else fp32; None when the interpreter cannot list them."""
+    try:
+        details = interpreter.get_tensor_details()
+    except (ValueError, RuntimeError):
+        return None
+    kinds = {np.dtype(d["dtype"]).name for d in details if _quantized(d)}
+    if kinds & {"int8", "uint8"}:
+        return "int8"
+    return "fp16" if any(np.dtype(d["dtype"]).name == "float16" for d in details) else "fp32"
+
+
+def _quantized(detail: dict) -> bool:
+    """The tensor has a scale: per tensor (`quantization`) or per channel (`quantization_parameters`)."""
+    scales = detail.get("quantization_parameters", {}).get("scales")
+    return bool(detail.get("quantization", (0.0, 0))[0]) or (scales is not None and len(scales) > 0)
 
 
 def _info(detail: dict) -> TensorInfo:

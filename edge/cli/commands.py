@@ -14,7 +14,7 @@ from ..errors import EdgeError
 from ..progress import silenced
 from ..service.systemd import setup_logging
 from .demo import add_demo_parser
-from .flags import detector_settings, given, model_flags, threshold_flags, thresholds_used
+from .flags import detector_settings, family_flag, given, model_flags, threshold_flags, thresholds_used
 from .models import add_models_parser
 from .ops import add_ops_parsers
 from .run import add_run_parser
@@ -29,7 +29,8 @@ def _detector(args, **defaults):
     from ..detector import load_detector
 
     model, thresholds = detector_settings(args, args.parser, **defaults)
-    return load_detector(model, thresholds)
+    with family_flag(args.parser):
+        return load_detector(model, thresholds)
 
 
 def cmd_detect(args) -> int:
@@ -80,7 +81,11 @@ def cmd_info(args) -> int:
         return 0
     i = info["input"]
     print(f"model      {info['model']}")
-    print(f"backend    {info['backend']}   family {info['family']}   precision {info['precision']}")
+    print(f"backend    {info['backend']}   family {info['family']}   precision {info['precision'] or 'unknown'} "
+          f"({_io_dtypes(info)})")
+    meta = info["metadata"]
+    if meta.get("version") or meta.get("date"):
+        print(f"version    {meta.get('version', '?')}" + (f" (exported {meta['date']})" if meta.get("date") else ""))
     quant = f" q(scale={i['quant_scale']:.6g}, zp={i['quant_zero_point']})" if i["quant_scale"] else ""
     print(f"input      {i['name']} {i['shape']} {i['layout']} {i['dtype']}{quant} {i['color']} "
           f"x{i['pixel_scale']:.6g} {i['resize']} pad={i['pad_value']}")
@@ -93,13 +98,20 @@ def cmd_info(args) -> int:
     return 0
 
 
+def _io_dtypes(info: dict) -> str:
+    """'float32 input/output', or 'uint8 input, float32 output' when they differ."""
+    given, returned = info["input"]["dtype"], "/".join(dict.fromkeys(o["dtype"] for o in info["outputs"]))
+    return f"{given} input/output" if given == returned else f"{given} input, {returned} output"
+
+
 def cmd_bench(args) -> int:
     """Measure latency per stage, FPS, load time and peak RSS."""
     from ..bench import bench
 
     model, _ = detector_settings(args, args.parser)
-    result = bench(model.path, images=args.images, runs=args.runs, warmup=args.warmup, family=model.family,
-                   backend=model.backend, threads=model.threads, providers=model.providers)
+    with family_flag(args.parser):
+        result = bench(model.path, images=args.images, runs=args.runs, warmup=args.warmup, family=model.family,
+                       backend=model.backend, threads=model.threads, providers=model.providers)
     if args.json:
         print(json.dumps(result))
         return 0

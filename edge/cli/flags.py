@@ -6,9 +6,10 @@ given ones are laid over the config's data and the result is validated once, by 
 from __future__ import annotations
 
 import argparse
-from typing import Any, Optional
+import contextlib
+from typing import Any, Iterator, Optional
 
-from ..errors import ConfigError
+from ..errors import ConfigError, FamilyMismatch
 from ..settings import Config, ModelConfig, ThresholdsConfig
 from ..typed import ValidationError, build, field_of, scalar_type
 
@@ -64,7 +65,8 @@ def flag_error(error: ConfigError, flags: dict) -> Optional[str]:
     for path in sorted(flags, key=len, reverse=True):
         if text.startswith(path + ":") or (path.startswith("sources.") and text.startswith("sources[")
                                             and f".{path.split('.', 1)[1]}:" in text.split(" ", 1)[0]):
-            return f"{FLAG_OF.get(path, path)}:{text.split(':', 1)[1]}"
+            flag = FLAG_OF.get(path, path)
+            return f"{flag}:{text.split(':', 1)[1].replace(path, flag)}"
     return None
 
 
@@ -97,6 +99,15 @@ def threshold_flags(p: argparse.ArgumentParser, defaults: Optional[dict] = None,
                                                  " (default: the bundle's deployment value, else the model "
                                                  "family's)" if key != "agnostic" else "")
         setting(p, "--" + key.replace("_", "-"), f"thresholds.{key}", help=help_)
+
+
+@contextlib.contextmanager
+def family_flag(parser: argparse.ArgumentParser) -> Iterator[None]:
+    """A --family that contradicts the model's manifest, metadata or outputs is a usage error (exit 2)."""
+    try:
+        yield
+    except FamilyMismatch as e:
+        parser.error(e.text("--family"))
 
 
 def detector_settings(args: argparse.Namespace, parser: argparse.ArgumentParser, model: bool = True,

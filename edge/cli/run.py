@@ -6,7 +6,7 @@ import functools
 import logging
 from typing import Optional
 
-from ..errors import ConfigError
+from ..errors import ConfigError, FamilyMismatch
 from ..settings import Config, JsonlConfig
 from ..stream.sources import split_name
 from ..track import parse_line, parse_zone
@@ -79,9 +79,12 @@ def cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         config = resolve()
         problems = check(config)  # what `edge check-config` checks beyond the settings themselves
         if problems:
-            raise ConfigError("\n".join(f"{args.config}: {p}" if args.config else p for p in problems))
-        daemon = Daemon(config, resolve, debug=args.debug)  # checks zone and line classes against the model's;
-        # resolves the secrets (a missing one is a ConfigError)
+            raise ConfigError("\n".join(located(p, args) for p in problems))
+        try:
+            daemon = Daemon(config, resolve, debug=args.debug)  # checks zone and line classes against the model's;
+            # resolves the secrets (a missing one is a ConfigError)
+        except FamilyMismatch as e:  # a raw model's metadata or outputs name another family
+            raise ConfigError(located(e.text("model.family"), args)) from None
     except ConfigError as e:
         lines = str(e).splitlines()
         wrong_flags = [m for m in (wrong_flag(line, args) for line in lines) if m]
@@ -97,6 +100,11 @@ def cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             log.info("no sink given (--jsonl, --mqtt, --http, --webhook or the config's sinks): printing the events "
                      "to stdout as JSON lines")
     return daemon.run()
+
+
+def located(line: str, args: argparse.Namespace) -> str:
+    """A problem line prefixed with the config file's name, unless a flag caused it."""
+    return line if not args.config or wrong_flag(line, args) else f"{args.config}: {line}"
 
 
 def wrong_flag(line: str, args: argparse.Namespace) -> Optional[str]:
@@ -148,8 +156,7 @@ def run_config(args: argparse.Namespace) -> Config:
         config = parse(data)
     except ConfigError as e:
         lines = str(e).splitlines()
-        raise ConfigError("\n".join(line if not args.config or wrong_flag(line, args) else f"{args.config}: {line}"
-                                    for line in lines)) from None
+        raise ConfigError("\n".join(located(line, args) for line in lines)) from None
     args.stdout_sink = not config.sinks.enabled()
     if args.stdout_sink:  # results are never thrown away silently (cmd_run says so once)
         config.sinks.jsonl = JsonlConfig(path="-")

@@ -23,7 +23,8 @@ import os
 import sys
 from typing import List, Optional
 
-from ..errors import ConfigError, EdgeError
+from ..bundle import is_bundle, read_bundle
+from ..errors import ConfigError, EdgeError, FamilyMismatch
 from ..schema import schema_path
 from ..settings import Config, HttpConfig
 from ..stream.analytics import check as check_analytics
@@ -83,6 +84,8 @@ def check(config: Config) -> List[str]:
         problems.append(f"model.path: {path} does not exist")
     elif os.path.isdir(path) and not os.path.isfile(os.path.join(path, "manifest.json")):
         problems.append(f"model.path: {path} is a directory without manifest.json (not a bundle)")
+    elif config.model.family and is_bundle(path):
+        problems += _family_problems(path, config.model.family)
     for i, s in enumerate(config.sources):
         try:
             open_source(s.uri, source_id=s.name, width=s.width, height=s.height, fps=s.fps, fourcc=s.fourcc)
@@ -100,6 +103,15 @@ def check(config: Config) -> List[str]:
     if http:
         problems += _http_problems(http)
     return problems
+
+
+def _family_problems(bundle: str, family: str) -> List[str]:
+    """model.family must agree with the bundle's manifest."""
+    try:
+        found = read_bundle(bundle, verify=False).manifest.family
+    except EdgeError as e:
+        return [f"model.path: {e}"]
+    return [] if found == family else [FamilyMismatch(family, found, bundle, "manifest").text("model.family")]
 
 
 def _http_problems(http: HttpConfig) -> List[str]:
