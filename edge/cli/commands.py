@@ -49,6 +49,7 @@ def cmd_detect(args) -> int:
     if args.save_dir:
         os.makedirs(args.save_dir, exist_ok=True)
     failures = 0
+    saved: set = set()  # file names written to --save-dir
     for path in paths:
         try:
             frame = read_image(path)
@@ -67,9 +68,27 @@ def cmd_detect(args) -> int:
             print(f"{path} ({frame.shape[1]}x{frame.shape[0]}): {summary}  "
                   f"[{t['preprocess']:.1f} + {t['inference']:.1f} + {t['postprocess']:.1f} ms]")
         if args.save_dir:
-            out = os.path.join(args.save_dir, os.path.basename(path))
-            cv2.imwrite(out, draw_detections(frame, dets))
+            failures += not _save(saved, args.save_dir, path, draw_detections(frame, dets))
+    if args.save_dir:
+        log.info("wrote %d annotated image(s) to %s", len(saved), os.path.abspath(args.save_dir))
     return 1 if failures else 0
+
+
+def _save(saved: set, folder: str, path: str, image) -> bool:
+    """Write `image` under the source's file name (name_2.jpg, ... when two sources share one); False on failure."""
+    import cv2
+
+    stem, ext = os.path.splitext(os.path.basename(path))
+    ext = ext if cv2.haveImageWriter(f"x{ext}") else ext + ".jpg"  # e.g. no extension, or one OpenCV cannot write
+    name, n = stem + ext, 1
+    while name in saved:
+        n += 1
+        name = f"{stem}_{n}{ext}"
+    if not cv2.imwrite(os.path.join(folder, name), image):
+        log.error("error: %s: cannot write the annotated image", os.path.join(folder, name))
+        return False
+    saved.add(name)
+    return True
 
 
 def cmd_info(args) -> int:
