@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass, field, replace
@@ -58,8 +59,7 @@ def build(source: Source, target: str, out: str, options: ConvertOptions) -> tup
             raise ConvertError(f"{source.path}: already an int8 (QDQ) model; convert the fp32 model to {target}")
         contract = _contract(onnx_path, source)
         calib = _calibration(options, contract) if precision == "int8" and not quantized else None
-        staging = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.normpath(out))}.partial-",
-                                   dir=os.path.dirname(os.path.abspath(out)))
+        staging = _staging_dir(out)
         try:
             notes = _build_into(staging, target, source, onnx_path, contract, calib, options, max_drop, work)
             validation = options.validation()
@@ -181,6 +181,19 @@ def _calibration(options: ConvertOptions, contract) -> CalibrationSet:
         raise ConvertError("int8 needs calibration images: pass --calib FOLDER_OR_VIDEO (a few hundred frames like "
                            "the ones the camera will see)")
     return load_calibration(options.calib, contract.input, count=options.calib_count)
+
+
+def _staging_dir(out: str) -> str:
+    """A new hidden directory beside `out`; os.mkdir follows the umask (0755 under 022) where mkdtemp makes 0700,
+    and the bundle keeps this mode when it is renamed into place."""
+    parent, name = os.path.dirname(os.path.abspath(out)), os.path.basename(os.path.normpath(out))
+    while True:
+        staging = os.path.join(parent, f".{name}.partial-{secrets.token_hex(4)}")
+        try:
+            os.mkdir(staging)
+            return staging
+        except FileExistsError:
+            continue
 
 
 def publish(staging: str, out: str) -> None:

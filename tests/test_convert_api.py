@@ -72,3 +72,26 @@ def test_every_option_is_a_flag_with_the_same_default():
     options = ConvertOptions(**{f.name: getattr(given, f.name) for f in fields(ConvertOptions)})
     assert (options.calib, options.calib_count, options.calib_method, options.max_drop, options.imgsz, options.quiet,
             options.family) == ("c/", 7, "entropy", 0.3, "320", True, "yolo11")
+
+
+def test_the_bundle_folder_follows_the_umask_and_keeps_the_model_version(tmp_path):
+    """Issue #11 item 13: edge-convert made the bundle 0700 (tempfile.mkdtemp) and dropped the ONNX's version."""
+    import os
+
+    from .onnx_models import constant_model, ultralytics_metadata, yolo11_output
+
+    pytest.importorskip("onnx")
+    out = yolo11_output([[320, 320, 100, 60]], [[0.0, 0.9]])
+    model = constant_model(tmp_path / "m.onnx", (1, 3, 640, 640), {"output0": out},
+                           {**ultralytics_metadata(["a", "b"]), "version": "8.4.190", "date": "2026-11-25"})
+    for umask, mode in ((0o022, 0o755), (0o027, 0o750)):
+        previous = os.umask(umask)
+        try:
+            result = convert(model, "onnx", tmp_path / f"b{mode:o}")
+        finally:
+            os.umask(previous)
+        assert os.stat(result.path).st_mode & 0o777 == mode
+        assert os.stat(Path(result.path) / "manifest.json").st_mode & 0o777 == mode & 0o666
+    assert result.bundle.manifest.metadata.version == "8.4.190"
+    assert Detector.load(result.path).info()["metadata"] == {"version": "8.4.190", "date": "2026-11-25",
+                                                             "author": "Ultralytics"}

@@ -81,3 +81,15 @@ def test_fixture_checkpoint_converts_to_the_bundled_model(tmp_path, capsys):
     ours, bundled = Detector.load(str(out))(frame), Detector.load(BUNDLE)(frame)
     assert len(ours) == len(bundled) >= 4
     assert np.allclose(ours.xyxy, bundled.xyxy, atol=0.1) and np.allclose(ours.scores, bundled.scores, atol=1e-4)
+
+
+def test_git_ignores_what_edge_demo_writes_in_a_checkout():
+    """Issue #11 item 13: `edge demo` run in the checkout left ./edge-demo/ for `git add .` to pick up."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        done = subprocess.run(["git", "-C", root, "check-ignore", "-q", "edge-demo/annotated.avi"], timeout=30)
+    except FileNotFoundError:
+        pytest.skip("git is not installed")
+    if done.returncode == 128:
+        pytest.skip("not a git checkout")
+    assert done.returncode == 0
