@@ -5,12 +5,17 @@
             ...
             progress.update()
 
+    with Progress("models install", total=3, eta=False) as progress:  # a few steps, some of them long
+        with progress.step("self-test"):  # shown now, then again while it runs (the clock moves), counted at the end
+            ...
+
 `silenced()` turns every Progress off inside it (a command's --quiet or --json).
 """
 from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 import time
 from contextvars import ContextVar
 from typing import Callable, Iterator, Optional, TextIO
@@ -20,6 +25,7 @@ BAR = 24  # characters
 REDRAW_S = 0.1  # a terminal bar is redrawn at most this often
 LINE_EVERY_S = 10.0  # without a terminal: a line at least this often while work advances...
 LINE_EVERY_FRACTION = 0.1  # ...and one per 10 % of the total
+BEAT_S = 1.0  # a terminal bar is redrawn this often while a step runs (lines: every LINE_EVERY_S)
 
 
 @contextlib.contextmanager
@@ -36,8 +42,10 @@ class Progress:
     """Counts steps of one piece of work and shows them on `stream` (default stderr)."""
 
     def __init__(self, label: str, total: Optional[int] = None, stream: Optional[TextIO] = None,
-                 clock: Callable[[], float] = time.monotonic):
-        self.label, self.total, self.count = label, total, 0
+                 clock: Callable[[], float] = time.monotonic, eta: bool = True):
+        self.label, self.total, self.count, self.eta = label, total, 0, eta
+        self.note = ""  # what is being done now, shown after the count
+        self._lock = threading.Lock()
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = not _QUIET.get()
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
@@ -64,11 +72,34 @@ class Progress:
         elif now - self._shown_at >= LINE_EVERY_S or self._tenth(self.count) > self._tenth(self._shown_count):
             self._show(now)
 
+    @contextlib.contextmanager
+    def step(self, note: str) -> Iterator[None]:
+        """One step that may take long: shown with `note` when it starts and again while it runs (so the clock
+        moves), counted when it ends."""
+        self.note = note
+        done = threading.Event()
+        beat = threading.Thread(target=self._beat, args=(done,), daemon=True)
+        if self.enabled:
+            self._show(self._clock())
+            beat.start()
+        try:
+            yield
+        finally:
+            done.set()
+            if beat.is_alive():
+                beat.join()
+            self.count += 1
+
+    def _beat(self, done: threading.Event) -> None:
+        while not done.wait(BEAT_S if self.tty else LINE_EVERY_S):
+            self._show(self._clock())
+
     def close(self) -> None:
         """Show the final count (a terminal bar ends its line); later calls do nothing."""
         if self._closed:
             return
         self._closed = True
+        self.note = ""
         if not self.enabled or (not self.tty and self.count == self._shown_count):
             return
         self._show(self._clock())
@@ -81,21 +112,22 @@ class Progress:
         return int(count / self.total / LINE_EVERY_FRACTION) if self.total else 0
 
     def _show(self, now: float) -> None:
-        self._shown_at, self._shown_count = now, self.count
-        elapsed = now - self._start
-        if self.total:
-            fraction = min(1.0, self.count / self.total)
-            done = f"{self.count}/{self.total} {100 * fraction:3.0f}%"
-            eta = f" eta {_clock_text(elapsed / fraction - elapsed)}" if 0 < fraction < 1 else ""
-        else:
-            fraction, done, eta = 0.0, str(self.count), ""
-        timing = f"{_clock_text(elapsed)}{eta}"
-        if self.tty:
-            bar = f" [{'#' * int(BAR * fraction):.<{BAR}}]" if self.total else ""
-            self.stream.write(f"\r{self.label}{bar} {done} {timing}\x1b[K")
-        else:
-            self.stream.write(f"{self.label}: {done} {timing}\n")
-        self.stream.flush()
+        with self._lock:  # a step's heartbeat thread shows too
+            self._shown_at, self._shown_count = now, self.count
+            elapsed = now - self._start
+            if self.total:
+                fraction = min(1.0, self.count / self.total)
+                done = f"{self.count}/{self.total} {100 * fraction:3.0f}%"
+                eta = f" eta {_clock_text(elapsed / fraction - elapsed)}" if self.eta and 0 < fraction < 1 else ""
+            else:
+                fraction, done, eta = 0.0, str(self.count), ""
+            timing = f"{_clock_text(elapsed)}{eta}{' ' + self.note if self.note else ''}"
+            if self.tty:
+                bar = f" [{'#' * int(BAR * fraction):.<{BAR}}]" if self.total else ""
+                self.stream.write(f"\r{self.label}{bar} {done} {timing}\x1b[K")
+            else:
+                self.stream.write(f"{self.label}: {done} {timing}\n")
+            self.stream.flush()
 
 
 def _clock_text(seconds: float) -> str:

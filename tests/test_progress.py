@@ -62,3 +62,26 @@ def test_silenced_shows_nothing_and_still_counts():
         progress.close()
     assert stream.getvalue() == "" and progress.count == 5
     assert run(Terminal(), total=1, steps=1) != ""  # only inside the block
+
+
+def test_a_long_step_is_shown_when_it_starts_and_again_while_it_runs(monkeypatch):
+    """A step (an engine build, a self-test) has no count to advance, so a heartbeat shows it is alive."""
+    import time
+
+    import edge.progress
+
+    monkeypatch.setattr(edge.progress, "LINE_EVERY_S", 0.01)
+    stream = io.StringIO()
+    with Progress("models install", total=2, stream=stream, eta=False) as progress:
+        with progress.step("building the engine"):
+            for _ in range(3000):  # wait for a heartbeat line (due after LINE_EVERY_S); give up after ~30 s
+                if stream.getvalue().count("\n") >= 2:
+                    break
+                time.sleep(0.01)
+        with progress.step("self-test"):
+            pass
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("models install: 0/2   0% 0:00 building the engine")
+    assert lines[1].startswith("models install: 0/2") and lines[1].endswith("building the engine")
+    assert any(line.startswith("models install: 1/2  50%") and line.endswith("self-test") for line in lines)
+    assert lines[-1].startswith("models install: 2/2 100%") and "eta" not in stream.getvalue()

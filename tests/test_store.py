@@ -165,3 +165,17 @@ def test_sigkill_at_each_step_leaves_a_complete_bundle_current(bundles, tmp_path
     assert current_is_complete(store) == c.version and c.changed == (AFTER_CRASH[step] == "b")
     assert not [n for n in os.listdir(store.root) if n.startswith(".tmp-")]
     assert store.rollback().version == names["b"] and current_is_complete(store) == names["b"]
+
+
+def test_install_shows_its_steps_on_stderr_and_json_is_silent(bundles, tmp_path, capsys):
+    """Issue #11 item 9: `edge models install` said nothing while it verified, self-tested or built an engine."""
+    run_cli(tmp_path / "state", "install", bundles[0])
+    err = capsys.readouterr().err.splitlines()  # not a terminal: one line per step, then the final count
+    assert [line.split(" 0:")[-1].split(" ", 1)[-1] for line in err[:-1]] == [
+        "unpacking", "verifying sha256", "self-test", "writing"]
+    assert err[0].startswith("models install: 0/4") and err[-1].startswith("models install: 4/4 100%")
+    assert "eta" not in "".join(err)  # steps of very different lengths: no made-up estimate
+    run_cli(tmp_path / "state", "install", bundles[0])  # already current: two steps, and done
+    assert capsys.readouterr().err.splitlines()[-1].startswith("models install: 2/2 100%")
+    edge_models(tmp_path / "state", "install", bundles[1])
+    assert capsys.readouterr().err == ""

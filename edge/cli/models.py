@@ -9,6 +9,7 @@ import subprocess
 import time
 
 from ..errors import EdgeError, ModelError
+from ..progress import Progress
 from ..service.store import Change, Store, build_engine, default_state_dir, needs_engine
 
 SYSTEMD_BOOTED = "/run/systemd/system"  # exists when systemd is PID 1 (sd_booted)
@@ -85,7 +86,10 @@ def cmd_build_engine(args: argparse.Namespace) -> int:
     if not needs_engine(manifest):
         print(f"{current}: target {manifest.get('target')!r} needs no engine build")
         return 0
-    print(f"{current}: engine {build_engine(bundle, manifest)}")
+    with Progress("models build-engine", total=1, eta=False) as progress:
+        with progress.step("building the TensorRT engine (this takes minutes)"):
+            engine = build_engine(bundle, manifest)
+    print(f"{current}: engine {engine}")
     return 0
 
 

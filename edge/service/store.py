@@ -28,6 +28,7 @@ from ..backends.tensorrt import engines
 from ..backends.tensorrt.engines import needs_engine
 from ..bundle import MANIFEST, read_bundle
 from ..errors import BackendUnavailable, EdgeError, ModelError
+from ..progress import Progress
 
 DEFAULT_STATE_DIR = "/var/lib/edge"
 RECORD = ".edge-install.json"
@@ -158,40 +159,53 @@ class Store:
             return Change(target, True, f"rolled back to {target} (previous: {old})", old)
 
     def _install(self, source: str, work: str, keep: int) -> Change:
-        bundle = _unpack(source, work)
-        crash_point("unpacked")
-        manifest = read_bundle(bundle).manifest.to_json()
-        version = _version_name(bundle, manifest)
-        old = self.link("current")
-        if version == old:
-            return Change(version, False, f"already installed: {version} is current", self.link("previous"))
-        target = os.path.join(self.root, version)
-        if os.path.isfile(os.path.join(target, RECORD)):
-            try:
-                read_bundle(target)
-                self_test(target)
-            except ModelError:  # a damaged copy: replace it with the fresh one
-                self._discard(target)
-        if not os.path.isdir(target):
-            if needs_engine(manifest):
-                build_engine(bundle, manifest)
-            crash_point("engine")
-            ms = self_test(bundle)
-            crash_point("selftested")
-            record = {"installed_at": time.time(), "source": os.path.abspath(source), "model": manifest["model"]["file"],
-                      "family": manifest["family"], "self_test_ms": round(ms, 3)}
-            with open(os.path.join(bundle, RECORD), "w", encoding="utf-8") as f:
-                json.dump(record, f, indent=1)
-            _seal(bundle)
-            crash_point("synced")
-            os.rename(bundle, target)
-            _fsync_dir(self.root)
-            crash_point("renamed")
-        self._activate(version)
-        crash_point("switched")
-        self._prune(keep)
-        crash_point("pruned")
+        with Progress("models install", total=4, eta=False) as progress:  # stderr; --json silences it
+            with progress.step("unpacking"):
+                bundle = _unpack(source, work)
+            crash_point("unpacked")
+            with progress.step("verifying sha256"):
+                manifest = read_bundle(bundle).manifest.to_json()
+            version = _version_name(bundle, manifest)
+            old = self.link("current")
+            if version == old:
+                progress.total = progress.count  # nothing more to do
+                return Change(version, False, f"already installed: {version} is current", self.link("previous"))
+            target = os.path.join(self.root, version)
+            if os.path.isfile(os.path.join(target, RECORD)):
+                try:
+                    read_bundle(target)
+                    self_test(target)
+                except ModelError:  # a damaged copy: replace it with the fresh one
+                    self._discard(target)
+            fresh = not os.path.isdir(target)
+            progress.total = progress.count + (2 + needs_engine(manifest) if fresh else 0)
+            if fresh:
+                if needs_engine(manifest):
+                    with progress.step("building the TensorRT engine (this takes minutes)"):
+                        build_engine(bundle, manifest)
+                crash_point("engine")
+                with progress.step("self-test"):
+                    ms = self_test(bundle)
+                crash_point("selftested")
+                with progress.step("writing"):
+                    self._add(bundle, target, source, manifest, ms)
+            self._activate(version)
+            crash_point("switched")
+            self._prune(keep)
+            crash_point("pruned")
         return Change(version, True, f"installed {version}" + (f" (previous: {old})" if old else ""), old)
+
+    def _add(self, bundle: str, target: str, source: str, manifest: dict, self_test_ms: float) -> None:
+        """Record, fsync and rename a checked bundle into its version directory."""
+        record = {"installed_at": time.time(), "source": os.path.abspath(source), "model": manifest["model"]["file"],
+                  "family": manifest["family"], "self_test_ms": round(self_test_ms, 3)}
+        with open(os.path.join(bundle, RECORD), "w", encoding="utf-8") as f:
+            json.dump(record, f, indent=1)
+        _seal(bundle)
+        crash_point("synced")
+        os.rename(bundle, target)
+        _fsync_dir(self.root)
+        crash_point("renamed")
 
     def _activate(self, version: str) -> None:
         """Point `previous` at the current version, then `current` at `version`, each by an atomic rename."""
