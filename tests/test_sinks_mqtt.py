@@ -264,9 +264,25 @@ def test_tls_with_a_private_ca(broker_factory, subscribers, tmp_path):
     sink.close()
 
 
-def test_unreachable_broker_and_bad_urls_are_start_errors():
-    with pytest.raises(SinkError, match="cannot connect"):
-        make_sink(f"mqtt://127.0.0.1:{free_port()}").start(Status())
+def test_a_broker_that_is_down_at_start_is_retried_while_events_queue(tmp_path, subscribers, caplog):
+    """A broker that boots after the device (a site power cut) must not stop edge: systemd gives up on a unit
+    that fails 5 times in 10 minutes. The events of the meantime wait in the bounded queue."""
+    broker = Broker(tmp_path)
+    broker.start()
+    watcher = subscribers(broker, client_id="edge-test-watcher")  # a persistent session: it misses nothing
+    broker.stop()
+    sink = make_sink(broker.url, qos=1, queue_size=10)
+    sink.start(Status())  # no SinkError
+    assert f"mqtt: 127.0.0.1:{broker.port}: cannot connect" in caplog.text and "Retrying every 1 s" in caplog.text
+    for i in range(3):
+        sink.publish(event(i), None, detections())
+    broker.start()
+    assert wait_until(lambda: sink.connected)
+    assert wait_until(lambda: sorted(e["seq"] for e in watcher.events()) == [0, 1, 2])
+    sink.close()
+
+
+def test_bad_urls_are_start_errors():
     for url in ("http://broker", "mqtt://", "mqtt://host:notaport"):
         with pytest.raises(SinkError, match="is not mqtt://"):
             MqttSink(url)

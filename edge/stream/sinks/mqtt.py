@@ -65,9 +65,9 @@ class MqttSink(QueuedSink):
         if not self.prefix or re.search(r"[+#]", self.prefix):
             raise SinkError(f"mqtt: topic prefix {topic_prefix!r} must be non-empty, without '+' or '#'")
         self.availability_topic = f"{self.prefix}/availability"
-        self.keepalive, self.connect_timeout = keepalive, connect_timeout
+        self.keepalive, self.connect_timeout, self.reconnect_max = keepalive, connect_timeout, reconnect_delay[1]
         self._connected = threading.Event()
-        self._answered = threading.Event()  # the first CONNACK arrived
+        self._answered = threading.Event()  # start() waits no longer: later (re)connections and refusals are logged
         self._refused: Optional[str] = None  # why the broker refused the last connection attempt
         self._closed = False
         self._counts: dict = {}  # source topic -> the counts last published there
@@ -123,12 +123,22 @@ class MqttSink(QueuedSink):
                         self.host, self.port, reason_code, self._queue_size)
 
     def start(self, status: Callable[[], dict]) -> None:
-        """Connect (a refused or unreachable broker is a SinkError), then publish in the background."""
+        """Connect, then publish in the background. A broker that refuses (credentials, TLS) is a SinkError; one
+        that is down or unreachable (it may boot after this device) is retried while events queue up."""
         where = f"mqtt: {self.host}:{self.port}"
         try:
             self._client.connect(self.host, self.port, keepalive=self.keepalive)
-        except (OSError, ssl.SSLError, ValueError) as exc:
+        except (ssl.SSLError, ValueError) as exc:  # SSLError before OSError, its base: a TLS setup problem
             raise SinkError(f"{where}: cannot connect: {exc}") from exc
+        except OSError as exc:
+            log.warning("%s: cannot connect (%s); is the broker running and reachable from here? Retrying every "
+                        "%d s at most, up to %d events queued meanwhile", where, exc, self.reconnect_max,
+                        self._queue_size)
+            self._answered.set()
+            self._client.connect_async(self.host, self.port, keepalive=self.keepalive)
+            self._client.loop_start()  # paho's loop retries the first connection too
+            super().start(status)
+            return
         self._client.loop_start()
         if not self._answered.wait(self.connect_timeout) or self._refused:
             reason = self._refused or f"no answer within {self.connect_timeout:g} s"
