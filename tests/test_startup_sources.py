@@ -161,12 +161,13 @@ def test_the_watchdog_keeps_pinging_while_every_source_is_down(tmp_path):
 
 def test_require_sources_makes_start_up_strict(tmp_path):
     model = tiny_model(tmp_path / "m.onnx")
-    dead = f"rtsp://127.0.0.1:{free_port()}/x"
+    port = free_port()
+    dead = f"rtsp://127.0.0.1:{port}/x"
     started = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "edge", "run", "--model", model, "--source", "synthetic:64x48@30",
                              "--source", dead, "--require-sources", "--jsonl", "-"], capture_output=True, text=True,
                             timeout=60)
     ours = [line for line in result.stderr.splitlines() if line.startswith("edge:")]  # FFmpeg may add its own
     assert result.returncode == 1 and result.stdout == "" and time.monotonic() - started < 30
-    assert ours == [f"edge: error: {dead}: cannot open stream (host unreachable, wrong path or credentials, or "
-                    "unsupported codec)"], result.stderr
+    assert ours == [f"edge: error: {dead}: nothing accepts connections at 127.0.0.1:{port} (camera off or "
+                    "rebooting, RTSP disabled, or wrong port)"], result.stderr

@@ -1,6 +1,7 @@
 """`/dev/videoN` or `v4l2:N`: USB and V4L2 cameras through OpenCV, with size, rate and pixel format."""
 from __future__ import annotations
 
+import os
 from typing import Optional, Union
 
 import cv2
@@ -20,8 +21,14 @@ class V4L2Source(OpenCVSource):
         self.width, self.height, self.fps, self.fourcc = width, height, fps, fourcc
 
     def cannot_open(self) -> str:
-        """Device-specific hint."""
-        return "cannot open camera (no such device, busy in another program, or no permission: add yourself to group video)"
+        """Device-specific hint: no permission, else busy (or not a capture node)."""
+        path = self.target if isinstance(self.target, str) else f"/dev/video{self.target}"
+        if not os.path.exists(path):
+            return "no such camera device (unplugged? ls /dev/video* lists the cameras)"
+        if not os.access(path, os.R_OK | os.W_OK):
+            return f"no permission to use {path}: add the user to group video (sudo usermod -aG video USER)"
+        return (f"cannot open camera: in use by another program (fuser -v {path} names it), or not a capture "
+                "node (a USB camera's second node carries metadata only: v4l2-ctl --list-devices)")
 
     def configure(self, capture: cv2.VideoCapture) -> None:
         """Apply pixel format, size and rate, keep the driver queue short, and check the format took."""
