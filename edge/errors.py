@@ -17,8 +17,11 @@ class FamilyMismatch(ContractError):
     """The family asked for contradicts what the model says it is (its manifest, metadata or outputs)."""
 
     def __init__(self, given: str, found: str, model: str, evidence: str):
+        super().__init__(given, found, model, evidence)  # as args, so the error pickles
         self.given, self.found, self.model, self.evidence = given, found, model, evidence
-        super().__init__(self.text("family"))
+
+    def __str__(self) -> str:
+        return self.text("family")
 
     def text(self, setting: str) -> str:
         """The error line naming the setting that asked for the family (`--family`, `model.family`)."""
