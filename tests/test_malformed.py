@@ -5,9 +5,9 @@ Loads that hand arbitrary bytes to onnxruntime or the TFLite interpreter run in 
 fails one test (naming the file) instead of killing pytest. Manifest and metadata fuzzing runs in-process
 against a stub backend, so it needs no model file and no ../shared.
 """
+import importlib.util
 import io
 import json
-import importlib.util
 import os
 import random
 import subprocess
