@@ -3,6 +3,7 @@ metadata (kept when a raw file becomes a bundle), and a --family that contradict
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -137,9 +138,10 @@ def test_the_version_in_a_raw_onnx_is_kept_in_its_bundle_and_shown_by_info(tmp_p
 
 
 def test_a_bundle_without_metadata_stays_schema_version_1(tmp_path):
-    """Older runtimes read version 1 only: a manifest is written as 2 only when it has metadata to carry."""
+    """Older runtimes read version 1 only: a manifest is written as 2 only when it has metadata (or deployment
+    thresholds) to carry."""
     demo = edge.Detector.load(BUNDLE)
-    write_bundle(str(tmp_path / "b"), demo.model_path, demo.contract)
+    write_bundle(str(tmp_path / "b"), demo.model_path, replace(demo.contract, deployment=None))
     manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
     assert manifest["schema_version"] == 1 and "metadata" not in manifest
 
