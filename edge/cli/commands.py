@@ -35,8 +35,6 @@ def _detector(args, **defaults):
 
 def cmd_detect(args) -> int:
     """Run the model on images and print or save the detections; exit 1 when an image could not be read."""
-    import cv2
-
     from ..draw import draw_detections
     from ..images import list_images, read_image
 
@@ -85,7 +83,7 @@ def _save(saved: set, folder: str, path: str, image) -> bool:
         n += 1
         name = f"{stem}_{n}{ext}"
     if not cv2.imwrite(os.path.join(folder, name), image):
-        log.error("error: %s: cannot write the annotated image", os.path.join(folder, name))
+        log.error("%s: cannot write the annotated image", os.path.join(folder, name))
         return False
     saved.add(name)
     return True
@@ -119,8 +117,8 @@ def cmd_info(args) -> int:
 
 def _io_dtypes(info: dict) -> str:
     """'float32 input/output', or 'uint8 input, float32 output' when they differ."""
-    given, returned = info["input"]["dtype"], "/".join(dict.fromkeys(o["dtype"] for o in info["outputs"]))
-    return f"{given} input/output" if given == returned else f"{given} input, {returned} output"
+    fed, returned = info["input"]["dtype"], "/".join(dict.fromkeys(o["dtype"] for o in info["outputs"]))
+    return f"{fed} input/output" if fed == returned else f"{fed} input, {returned} output"
 
 
 def cmd_bench(args) -> int:
