@@ -79,14 +79,10 @@ def _picamera2(uri: str) -> Optional[dict]:
 
 
 def _v4l2(uri: str) -> Optional[dict]:
-    """`v4l2:N` or `/dev/videoN` (which must exist)."""
+    """`v4l2:N` or `/dev/videoN`; a device missing now is retried like a lost camera (USB cameras enumerate late)."""
     if uri.lower().startswith("v4l2:"):
         return {"device": _int_suffix(uri, "v4l2:")}
-    if not re.match(r"^/dev/video\d+$", uri):
-        return None
-    if not os.path.exists(uri):
-        raise SourceError(f"{uri}: no such camera device (ls /dev/video* lists the cameras)")
-    return {"device": uri}
+    return {"device": uri} if re.match(r"^/dev/video\d+$", uri) else None
 
 
 def _images(uri: str) -> Optional[dict]:
