@@ -42,8 +42,9 @@ def test_run_jsonl_to_stdout_with_two_named_sources(tmp_path):
 
 def test_bad_source_is_one_line_and_nonzero(tmp_path):
     model = tiny_model(tmp_path / "m.onnx")
-    for uri in ("nonsense://x", str(tmp_path / "missing.mp4"), "/dev/video99"):
-        result = edge("run", "--model", model, "--source", uri, "--jsonl", "-")
+    # A missing camera device is retried like a lost camera; --require-sources makes it an error at start.
+    for args in (["nonsense://x"], [str(tmp_path / "missing.mp4")], ["/dev/video99", "--require-sources"]):
+        result = edge("run", "--model", model, "--source", *args, "--jsonl", "-")
         assert result.returncode != 0 and result.stdout == ""
         assert result.stderr.startswith("edge: error: ") and result.stderr.count("\n") == 1, result.stderr
 
