@@ -73,9 +73,8 @@ class Detector:
                 raise FamilyMismatch(family, contract.family, path, "manifest")
             if names is not None:
                 contract = contract.with_names(names)
-            manifest = bundle.manifest.to_json()  # what the TensorRT engine cache reads
-            if needs_engine(manifest) and backend in (None, "tensorrt"):  # backend="onnxruntime" runs the ONNX
-                model_path, backend = find_engine(bundle.path, manifest, verify=verify), "tensorrt"
+            if needs_engine(bundle.manifest) and backend in (None, "tensorrt"):  # backend="onnxruntime" runs the ONNX
+                model_path, backend = find_engine(bundle, verify=verify), "tensorrt"
             engine = open_backend(model_path, backend, providers=providers, threads=threads)
             if contract.precision in LEGACY_PRECISIONS and engine.precision:
                 contract = replace(contract, precision=engine.precision)
