@@ -21,6 +21,7 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 
 from edge.contract import Contract, DecodeSpec, OutputSpec
+from edge.decode import decode_format
 from edge.errors import EdgeError
 
 from . import ConvertError
@@ -87,14 +88,19 @@ def _split_head(graph, contract: Contract, where: str) -> tuple:
 
     if contract.decode.format == "yolo11":
         graph = split_yolo11_head(graph)
-        channels = graph.graph.output[0].type.tensor_type.shape.dim[1].dim_value
-        return graph, DecodeSpec("yolo11-dfl", strides=HEAD_STRIDES, reg_max=channels // 4)
+        channels = graph.graph.output[0].type.tensor_type.shape.dim[1].dim_value  # box logits [1, 4*bins, N]
+        return graph, _dfl_spec("yolo11-dfl", channels // 4)
     if contract.decode.format == "damo-yolo":
         graph = split_damo_head(graph)
-        channels = graph.graph.output[1].type.tensor_type.shape.dim[2].dim_value
-        return graph, DecodeSpec("damo-yolo-dfl", strides=HEAD_STRIDES, reg_max=channels // 4 - 1)
+        channels = graph.graph.output[1].type.tensor_type.shape.dim[2].dim_value  # box logits [1, N, 4*bins]
+        return graph, _dfl_spec("damo-yolo-dfl", channels // 4)
     raise ConvertError(f"{where}: TFLite conversion supports the yolo11 and damo-yolo ONNX layouts, "
                        f"not {contract.decode.format}")
+
+
+def _dfl_spec(name: str, bins: int) -> DecodeSpec:
+    """The DecodeSpec of a split DFL head with `bins` bins per box side, reg_max counted as the format declares."""
+    return DecodeSpec(name, strides=HEAD_STRIDES, reg_max=decode_format(name).reg_max_for(bins))
 
 
 def _convert(graph, tf, precision: str, calibration: Optional[np.ndarray], where: str, selection: tuple) -> bytes:
