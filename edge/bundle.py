@@ -86,18 +86,22 @@ class InputSection:
                        choices=RESIZES)
     pad_value: int = spec("letterbox border value", minimum=0, maximum=255)
     quantization: Optional[Quantization] = spec("integer inputs: how the fed values are quantized", None)
+    batch: int = spec("images per inference: the model's fixed batch, or with dynamic_batch the most the runtime "
+                      "groups into one run (the TensorRT profile's max; 0: no limit)", 1, minimum=0, maximum=1024)
+    dynamic_batch: bool = spec("the batch axis is dynamic: 1 to batch images per run, without padding", False)
 
     def to_spec(self) -> InputSpec:
         """The runtime InputSpec."""
         q = self.quantization
         return InputSpec(self.name, self.height, self.width, self.layout, self.dtype, q.scale if q else None,
-                         q.zero_point if q else 0, self.color, self.pixel_scale, self.resize, self.pad_value)
+                         q.zero_point if q else 0, self.color, self.pixel_scale, self.resize, self.pad_value,
+                         self.batch, self.dynamic_batch)
 
     @classmethod
     def of(cls, i: InputSpec) -> "InputSection":
         """The manifest section of an InputSpec."""
         return cls(i.name, i.height, i.width, i.layout, i.dtype, i.color, i.pixel_scale, i.resize, i.pad_value,
-                   _quantization(i.quant_scale, i.quant_zero_point))
+                   _quantization(i.quant_scale, i.quant_zero_point), i.batch, i.dynamic_batch)
 
 
 @dataclass(frozen=True)
@@ -275,6 +279,8 @@ def _check(m: Manifest, where: str) -> None:
         raise ContractError(f"{where}: input.quantization is required for {m.input.dtype} inputs")
     if not m.names:
         raise ContractError(f"{where}: names must be a non-empty list of strings")
+    if m.input.batch == 0 and not m.input.dynamic_batch:
+        raise ContractError(f"{where}: input.batch 0 (no limit) needs input.dynamic_batch true")
     fmt, strides = decode_format(m.decode.format), list(m.decode.strides)
     if not strides or (fmt.strides and len(strides) != fmt.strides):
         need = f"{fmt.strides} levels for {fmt.name}" if fmt.strides else "at least one level"
