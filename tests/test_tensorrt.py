@@ -173,8 +173,13 @@ def test_layout_for_both_apis(kind):
     assert [(t.name, t.is_input, t.shape, t.dtype) for t in layout] == \
         [("output0", False, (1, 6, 8400), np.float16), ("images", True, (1, 3, 640, 640), np.float32)]
     trt_backend.check_layout(layout, "m")
+    tensor = layout[1].__class__
+    trt_backend.check_layout([tensor("output0", False, (-1, 6, 8400), np.float16),
+                              tensor("images", True, (-1, 3, 640, 640), np.float32)], "m")  # a dynamic batch runs
     with pytest.raises(ModelError, match="dynamic shapes on images"):
-        trt_backend.check_layout([layout[0], layout[1].__class__("images", True, (-1, 3, 640, 640), np.float32)], "m")
+        trt_backend.check_layout([layout[0], tensor("images", True, (-1, 3, -1, 640), np.float32)], "m")
+    with pytest.raises(ModelError, match="dynamic batch on outputs of a fixed-batch input"):
+        trt_backend.check_layout([tensor("output0", False, (-1, 6, 8400), np.float16), layout[1]], "m")
     with pytest.raises(ModelError, match="one input"):
         trt_backend.check_layout([layout[1], layout[1]], "m")
 
@@ -296,6 +301,90 @@ def with_cache(bundle: Bundle, sha256: str) -> Bundle:
     """The bundle with a manifest that names calibration.cache with this sha256."""
     section = TensorRTSection(BundleFile("calibration.cache", sha256))
     return replace(bundle, manifest=replace(bundle.manifest, tensorrt=section))
+
+
+# --- dynamic batch: optimization profile, runs of 1..max images, padding of a fixed batch ------------------
+
+DYNAMIC = [("images", True, (-1, 3, 640, 640), np.float32), ("output0", False, (-1, 6, 8400), np.float32)]
+
+
+def per_image(x: np.ndarray) -> list:
+    """tiny_bundle's output for each image, its box centre moved by the image's brightness (so images differ)."""
+    out = np.repeat(OUTPUT, len(x), axis=0)
+    out[:, 0, 0] = 100 + 400 * x.reshape(len(x), -1).mean(axis=1)
+    return [out]
+
+
+def batch_bundle(tmp_path, batch=4, dynamic=True, target="tensorrt-fp16") -> str:
+    bundle = trt_bundle(tmp_path, target)
+    path = os.path.join(bundle, MANIFEST)
+    with open(path) as f:
+        manifest = json.load(f)
+    manifest["input"].update(batch=batch, dynamic_batch=dynamic)
+    with open(path, "w") as f:
+        json.dump(manifest, f)
+    return bundle
+
+
+def frames(count: int) -> list:
+    return [np.full((480, 640, 3), 20 + 35 * k, np.uint8) for k in range(count)]
+
+
+def test_dynamic_batch_engine_gets_a_profile_from_1_to_the_manifests_batch(fakes, tmp_path):
+    trt, cuda = fakes
+    trt.input_shape = (-1, 3, 640, 640)  # what the parser reads from a dynamic-batch ONNX
+    bundle = read_bundle(batch_bundle(tmp_path))
+    engine = build_engine(bundle)
+    assert os.path.basename(engine) == "fp16-640x640-b4-trt10.3.0-orin-sm87.engine"
+    assert trt.configs[0].profiles[0].shapes == {"images": ((1, 3, 640, 640), (4, 3, 640, 640), (4, 3, 640, 640))}
+    record = json.loads(open(engine[: -len(".engine")] + ".json").read())
+    assert (record["batch"], record["dynamic_batch"]) == (4, True)
+    with pytest.raises(ModelError, match="edge-convert --batch N"):  # a dynamic batch with no largest size
+        build_engine(read_bundle(batch_bundle(tmp_path / "any", batch=0)))
+
+
+def test_int8_calibration_of_a_dynamic_batch_runs_batches_of_the_profiles_opt(fakes, tmp_path):
+    trt, _ = fakes
+    trt.input_shape = (-1, 3, 640, 640)
+    build_engine(read_bundle(batch_bundle(tmp_path, target="tensorrt-int8")),
+                 calibration=np.zeros((8, 3, 640, 640), np.float32))
+    config = trt.configs[0]
+    assert config.calibration_profile is config.profiles[0] and trt.calibrated_batches == 2  # 8 images, 4 a batch
+
+
+@pytest.mark.parametrize("kind", [NamedEngine, BindingEngine])
+def test_dynamic_batch_engine_runs_any_batch_up_to_its_max(fakes, tmp_path, kind):
+    trt, cuda = fakes
+    trt.input_shape = (-1, 3, 640, 640)
+    bundle = batch_bundle(tmp_path)
+    build_engine(read_bundle(bundle))
+    trt.engines[b"ENGINE FP16"] = engine = kind(cuda, DYNAMIC, per_image, profile=(1, 4, 4))
+    detector = Detector.load(bundle)
+    assert (detector.max_batch, detector.backend.max_batch, detector.backend.dynamic_batch) == (4, 4, True)
+    alone = [detector(frame) for frame in frames(6)]
+    together = detector.batch(frames(6))  # runs of 4 and 2
+    assert [d.xyxy.tolist() for d in together] == [d.xyxy.tolist() for d in alone]
+    assert len({d.xyxy[0, 0] for d in together}) == 6  # every frame got its own image's box
+    context = detector.backend._context
+    assert [s[0] for s in context.shapes] == [1, 4, 2] and engine.profile == (1, 4, 4)  # set only when it changes
+    with pytest.raises(ModelError, match="takes 1 to 4"):
+        detector.backend.run(np.zeros((5, 3, 640, 640), np.float32))
+    detector.backend.close()
+
+
+def test_fixed_batch_engine_pads_a_short_batch(fakes, tmp_path):
+    trt, cuda = fakes
+    seen = []
+    fixed = [("images", True, (4, 3, 640, 640), np.float32), ("output0", False, (4, 6, 8400), np.float32)]
+    trt.engines[b"plan"] = NamedEngine(cuda, fixed, lambda x: seen.append(len(x)) or per_image(x))
+    (tmp_path / "m.engine").write_bytes(b"plan")
+    contract = read_bundle(batch_bundle(tmp_path, dynamic=False)).contract
+    detector = Detector(open_backend(str(tmp_path / "m.engine")), contract)
+    assert (detector.max_batch, detector.fixed_batch) == (4, 4)
+    together = detector.batch(frames(3))
+    assert seen == [4] and len(together) == 3  # one run of 4 images, the last one padding
+    assert [d.xyxy.tolist() for d in together] == [detector(f).xyxy.tolist() for f in frames(3)]
+    detector.backend.close()
 
 
 # --- the store and `edge models build-engine` ---------------------------------------------------------------

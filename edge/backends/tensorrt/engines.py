@@ -69,15 +69,17 @@ def precision_of(manifest: Manifest) -> str:
     return precision
 
 
-def engine_key(platform: Platform, precision: str, height: int, width: int) -> str:
-    """'<precision>-<H>x<W>-trt<version>-<gpu>-sm<cc>': one name per engine that is not interchangeable."""
-    return f"{_safe(precision)}-{int(height)}x{int(width)}-{platform.tag}"
+def engine_key(platform: Platform, precision: str, height: int, width: int, batch: int = 1) -> str:
+    """'<precision>-<H>x<W>[-b<batch>]-trt<version>-<gpu>-sm<cc>': one name per engine that is not
+    interchangeable (batch: the largest batch, named when it is not 1)."""
+    batched = f"-b{int(batch)}" if batch != 1 else ""
+    return f"{_safe(precision)}-{int(height)}x{int(width)}{batched}-{platform.tag}"
 
 
 def bundle_engine_key(bundle: Bundle, platform: Platform) -> str:
     """The engine key of a bundle's model on `platform`."""
     spec = bundle.manifest.input
-    return engine_key(platform, precision_of(bundle.manifest), spec.height, spec.width)
+    return engine_key(platform, precision_of(bundle.manifest), spec.height, spec.width, spec.batch)
 
 
 def engine_paths(bundle_dir: str, key: str) -> tuple:
@@ -146,7 +148,8 @@ def build_engine(bundle: Bundle, calibration: Optional[np.ndarray] = None, works
         gpu.release()
     record = {"key": key, "tensorrt": platform.tensorrt, "gpu": platform.gpu,
               "compute_capability": platform.compute_capability, "precision": precision,
-              "input": [spec.height, spec.width], "quantization": quantization,
+              "input": [spec.height, spec.width], "batch": spec.batch, "dynamic_batch": spec.dynamic_batch,
+              "quantization": quantization,
               "onnx_sha256": manifest.model.sha256, "sha256": sha256_file(engine_path),
               "built_at": time.time(), "build_seconds": round(time.monotonic() - started, 1)}
     _write_atomic(sidecar, (json.dumps(record, indent=1) + "\n").encode())  # last: the sidecar marks it complete
@@ -166,6 +169,9 @@ def _build(trt, cuda, bundle: Bundle, engine_path: str, timing_path: str, calibr
             raise ModelError(f"{onnx_path}: TensorRT's ONNX parser refused it: {'; '.join(errors)[:300]}")
     config = builder.create_builder_config()
     _set_workspace(config, trt, int(workspace_gb * 2**30))
+    profile = _batch_profile(builder, network, manifest.input, onnx_path)
+    if profile is not None:
+        config.add_optimization_profile(profile)
     config.set_flag(trt.BuilderFlag.FP16)  # int8 engines keep fp16 for the layers int8 cannot run
     quantization = None
     if precision_of(manifest) == "int8":
@@ -173,6 +179,8 @@ def _build(trt, cuda, bundle: Bundle, engine_path: str, timing_path: str, calibr
         quantization = "qdq" if _explicitly_quantized(network, trt) else "calibration"
         if quantization == "calibration":
             config.int8_calibrator = _calibrator(trt, cuda, network, bundle, calibration, calibrator)
+            if profile is not None:
+                config.set_calibration_profile(profile)  # calibrates on batches of the profile's opt size
     if not config.set_timing_cache(config.create_timing_cache(read_cache(timing_path) or b""), False):
         config.set_timing_cache(config.create_timing_cache(b""), False)  # a cache from another build: start afresh
     serialized = builder.build_serialized_network(network, config)
@@ -194,8 +202,28 @@ def _calibrator(trt, cuda, network, bundle: Bundle, calibration, algorithm: str)
         if os.path.exists(cache):  # not in the manifest: stale, and TensorRT would prefer it to the new data
             os.remove(cache)
     shape = tuple(network.get_input(0).shape)
-    batches = CalibrationBatches(calibration, shape[0], shape[1:]) if calibration is not None else None
+    batch = shape[0] if shape[0] > 0 else bundle.manifest.input.batch
+    batches = CalibrationBatches(calibration, batch, shape[1:]) if calibration is not None else None
     return make_calibrator(trt, cuda, batches, cache, algorithm)
+
+
+def _batch_profile(builder, network, spec, where: str):
+    """The optimization profile of a dynamic batch axis, None for a fixed-batch network: min 1 (a fixed batch in
+    the manifest: that batch), opt and max the manifest's batch, so full batches run the kernels tuned for them."""
+    tensor = network.get_input(0)
+    shape = tuple(tensor.shape)
+    if shape[0] > 0:
+        return None
+    if spec.batch < 1:
+        raise ModelError(f"{where}: the ONNX has a dynamic batch and the manifest no largest batch, which TensorRT "
+                         "needs: convert it with edge-convert --batch N")
+    if any(d < 0 for d in shape[1:]):
+        raise ModelError(f"{where}: dynamic image axes {shape}; export the ONNX at a fixed input size")
+    image = shape[1:]
+    profile = builder.create_optimization_profile()
+    profile.set_shape(tensor.name, (1 if spec.dynamic_batch else spec.batch, *image), (spec.batch, *image),
+                      (spec.batch, *image))
+    return profile
 
 
 def _network_flags(trt) -> int:
