@@ -25,6 +25,7 @@ from edge.decode import decode_format
 from edge.errors import EdgeError
 
 from . import ConvertError
+from .batch import pin_batch_one
 
 PRECISIONS = ("fp32", "fp16", "int8")
 TARGETS = {"fp32": "tflite", "fp16": "tflite-fp16", "int8": "tflite-int8"}
@@ -72,7 +73,9 @@ def convert_tflite(onnx_path: str, contract: Contract, precision: str, calibrati
     except ImportError as e:
         raise ConvertError(f"TFLite conversion needs onnx2tf and TensorFlow ({e.name} is missing): "
                            f"{INSTALL_HINT}") from None
-    graph, decode = _split_head(onnx.load(onnx_path), contract, onnx_path)
+    source = onnx.load(onnx_path)
+    pin_batch_one(source)  # TFLite bundles run one image per inference, whatever batch the ONNX takes
+    graph, decode = _split_head(source, contract, onnx_path)
     selection = (float_stride, tuple(keep_float)) if precision == "int8" else (0, ())
     flatbuffer = _convert(graph, tf, precision, calibration, onnx_path, selection)
     model = flatbuffer_utils.convert_bytearray_to_object(flatbuffer)
@@ -242,7 +245,7 @@ def _tflite_contract(path: str, contract: Contract, precision: str, decode: Deco
             raise ConvertError(f"{path}: TFLite output {got.name} {got.shape} does not match the ONNX {want}")
     outputs = tuple(OutputSpec(o.name, o.shape, o.dtype, o.quant_scale, o.quant_zero_point) for o in backend.outputs)
     inp = replace(spec, name=i.name, layout="NHWC", dtype=i.dtype, quant_scale=i.quant_scale,
-                  quant_zero_point=i.quant_zero_point)
+                  quant_zero_point=i.quant_zero_point, batch=1, dynamic_batch=False)
     return replace(contract, input=inp, outputs=outputs, decode=decode, target=TARGETS[precision], precision=precision)
 
 
