@@ -54,6 +54,7 @@ class OnnxRuntimeBackend(Backend):
         self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
         self.precision = weights_precision(str(path))
         self.providers = self._session.get_providers()
+        self.accelerated = self.providers[0] != "CPUExecutionProvider"  # CUDA, TensorRT, ... run the graph
         self._input_name = self.inputs[0].name
         self._output_names = [o.name for o in self.outputs]
         self._bindings: dict = {}  # batch size -> (io binding, output arrays), made on the first run of that size

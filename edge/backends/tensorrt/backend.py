@@ -127,6 +127,7 @@ class TensorRTBackend(Backend):
 
     name = "tensorrt"
     releases_gil = True
+    accelerated = True
 
     def __init__(self, path: str, device: int = 0):
         path = str(path)
