@@ -196,3 +196,20 @@ def test_tflite_keeps_one_image_per_run(demo_dynamic):
     assert [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim] == [1, 3, 256, 256]
     graph, decode = _split_head(model, Detector.load(BUNDLE).contract, demo_dynamic)
     assert [d.dim_value for d in graph.graph.output[1].type.tensor_type.shape.dim] == [1, 1344, 4 * decode.dfl_bins]
+
+
+@pytest.mark.slow
+@pytest.mark.needs_shared
+@pytest.mark.parametrize("checkpoint", ["damo/ref_Ns.pth", "models/yolo11n.pt"])
+def test_checkpoints_export_with_a_batch(shared_path, tmp_path, checkpoint):
+    """DAMO-YOLO through torch.onnx.export, YOLO11 through Ultralytics: both traced at batch 1, then batchable."""
+    pytest.importorskip("torch")
+    if checkpoint.endswith(".pt"):
+        pytest.importorskip("ultralytics")
+    options = ConvertOptions(batch=3, family="damo-yolo", config="Ns") if "Ns" in checkpoint else ConvertOptions(batch=3)
+    result = convert(shared_path(*checkpoint.split("/")), "onnx", tmp_path / "b3", options)
+    detector = Detector.load(result.path)
+    assert (detector.max_batch, detector.backend.inputs[0].shape[0]) == (3, -1)
+    images = [cv2.imread(str(shared_path("images", n))) for n in ("bus.jpg", "zidane.jpg", "dog.jpg")]
+    together = detector.batch(images)
+    assert all(same(a, detector(f)) for a, f in zip(together, images)) and sum(map(len, together)) > 5

@@ -7,8 +7,9 @@ the `batch` its manifest declares for a dynamic batch axis (edge-convert --batch
 `auto` turns batching on where it pays: on TensorRT or an ONNX Runtime GPU execution provider, where a batch of N
 costs little more than one frame, and for a fixed-batch model, which runs its whole batch for one frame anyway.
 On CPU it stays off: ONNX Runtime already spreads one frame over every core, and bench/batch_bench.py measured
-batches of 2 and 4 sources at 1.0-1.16x the round-robin throughput on this project's 2-core machine, below the
-1.3x that would be worth the extra latency (every frame of a batch waits for the whole batch).
+batches of 2 and 4 sources at 0.86-1.21x the round-robin throughput (medians of paired rounds 1.02-1.16x) on
+this project's 2-core machine, below the 1.3x that would be worth the extra latency (every frame of a batch
+waits for the whole batch).
 """
 from __future__ import annotations
 
