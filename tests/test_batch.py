@@ -3,6 +3,7 @@ and the converter's --batch (a dynamic batch axis, checked image by image)."""
 import json
 import tracemalloc
 from dataclasses import replace
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -70,7 +71,10 @@ def test_the_manifest_records_the_batch_and_is_checked_against_the_model(demo_dy
     contract = Detector.load(demo_dynamic, family="damo-yolo", names=names).contract
     bundle = write_bundle(str(tmp_path / "b"), demo_dynamic, contract)
     data = json.loads((tmp_path / "b" / MANIFEST).read_text())
-    assert (data["input"]["batch"], data["input"]["dynamic_batch"]) == (0, True)
+    assert (data["input"]["batch"], data["input"]["dynamic_batch"], data["schema_version"]) == (0, True, 3)
+    single = json.loads((Path(write_bundle(str(tmp_path / "one"), read_bundle(BUNDLE).model_path,
+                                           Detector.load(BUNDLE).contract)) / MANIFEST).read_text())
+    assert "batch" not in single["input"] and single["schema_version"] < 3  # what older runtimes read
     data["input"]["dynamic_batch"] = False
     (tmp_path / "b" / MANIFEST).write_text(json.dumps(data))
     with pytest.raises(ContractError, match="input.batch 0 .no limit. needs input.dynamic_batch true"):
