@@ -8,6 +8,7 @@ DAMO-YOLO-Ns, 256) and `fake`: the demo model's real decode behind a backend tha
 the GIL), i.e. a fast accelerator whose pre+post is a large part of the frame time. The loops of one model
 alternate within each round so the shared machine's noise hits them alike; the best round of each is kept and
 the ratios come from the same run. Ultralytics predict(stream=True) is measured when it is importable.
+Batching across sources is bench/batch_bench.py.
 """
 from __future__ import annotations
 
@@ -158,66 +159,6 @@ def bench_model(name: str, video: str, images: list, rounds: int, fake_ms: float
     return result
 
 
-def batch_model(src: str, dst: str) -> bool:
-    """Copy an ONNX model with a dynamic batch dimension (Reshape targets that pin batch 1 become -1); False when
-    onnx is missing. Works for the demo DAMO-YOLO; Ultralytics' YOLO11n export pins batch 1 in constants too."""
-    try:
-        import onnx
-        from onnx import numpy_helper
-    except ImportError:
-        return False
-    model = onnx.load(src)
-    graph = model.graph
-    for tensor in list(graph.input) + list(graph.output):
-        tensor.type.tensor_type.shape.dim[0].dim_param = "batch"
-    del graph.value_info[:]
-    shapes = {i.name: i for i in graph.initializer}
-    shapes.update({n.output[0]: n.attribute[0].t for n in graph.node if n.op_type == "Constant"})
-    for node in graph.node:
-        target = shapes.get(node.input[1]) if node.op_type == "Reshape" else None
-        if target is not None:
-            dims = numpy_helper.to_array(target).copy()
-            if dims.size and dims[0] == 1 and -1 not in dims:
-                dims[0] = -1
-                target.CopyFrom(numpy_helper.from_array(dims, target.name))
-    onnx.save(model, dst)
-    return True
-
-
-def batching(folder: str, rounds: int, progress: Progress) -> dict:
-    """ONNX Runtime CPU, demo model with a dynamic batch: N sources' frames as one batch vs N single runs."""
-    from edge.backends import open_backend
-
-    path = os.path.join(folder, "demo_batch.onnx")
-    if not batch_model(os.path.join(BUNDLE, "damoyolo_ns_shapes.onnx"), path):
-        return {"skipped": "onnx is not importable (pip install onnx) to make a dynamic-batch model"}
-    backend = open_backend(path)
-    frame = np.random.default_rng(0).random((1, 3, 256, 256), np.float32)
-    result = {}
-    for n in (2, 4):
-        batch, steps = np.concatenate([frame] * n), max(1, 48 // n)
-        backend.run(batch), backend.run(frame)  # warm-up of both shapes
-
-        def one_by_one() -> int:
-            for _ in range(steps * n):
-                backend.run(frame)
-            return steps * n
-
-        def together() -> int:
-            for _ in range(steps):
-                backend.run(batch)
-            return steps * n
-
-        single, batched = [], []
-        for _ in range(rounds):
-            single.append(fps_of(one_by_one))
-            batched.append(fps_of(together))
-            progress.update()
-        result[f"{n}_sources"] = {"round_robin_fps": round(max(single), 2), "batched_fps": round(max(batched), 2),
-                                  "ratio": round(max(batched) / max(single), 3)}
-    return result
-
-
 def plot(results: list, folder: Path) -> list:
     """docs/throughput.png (fps relative to the raw backend loop) and docs/latency.png (live p50/p99)."""
     import matplotlib
@@ -271,7 +212,6 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=60, help="frames of the 640x480 test video")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; the best of each loop is kept")
     parser.add_argument("--fake-ms", type=float, default=6.0, help="inference time of the fake backend")
-    parser.add_argument("--no-batch", action="store_true", help="skip the batching measurement")
     parser.add_argument("--out", default=str(ROOT / "docs"), help="folder for throughput.json and the PNGs")
     args = parser.parse_args()
     models = [m for m in args.models if MODELS[m].exists()]
@@ -282,16 +222,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         video = make_video(os.path.join(tmp, "bench.avi"), None, args.frames)
         images = decoded_frames(video)
-        total = len(models) * (args.rounds * (len(LOOPS) + 1) + 3) + 2 * args.rounds * (not args.no_batch)
+        total = len(models) * (args.rounds * (len(LOOPS) + 1) + 3)
         with Progress("throughput", total=total) as progress:
             for name in models:
                 results.append(bench_model(name, video, images, args.rounds, args.fake_ms, progress))
-            batched = {"skipped": "--no-batch"} if args.no_batch else batching(tmp, args.rounds, progress)
     report = {"frames": args.frames, "rounds": args.rounds, "video": "640x480 MJPG 30 fps (synthetic scene)",
               "cpus": os.cpu_count(), "load_average": os.getloadavg(), "fake_ms": args.fake_ms,
               "cv2_threads": {"at_start": CV2_THREADS_AT_START, "after_loading": cv2.getNumThreads()},
-              "skipped": {m: f"{MODELS[m]} is absent" for m in skipped}, "results": results,
-              "batching_onnxruntime_cpu": batched}
+              "skipped": {m: f"{MODELS[m]} is absent" for m in skipped}, "results": results}
     report["plots"] = plot(results, out) if results else []
     (out / "throughput.json").write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))

@@ -50,6 +50,9 @@ class ConvertOptions:
     max_drop: Optional[float] = spec("largest mAP50-95 loss accepted versus fp32 (default 0.5 for int8, 0.1 otherwise);"
                                      " onnx-int8 keeps sensitive layers float to meet it", None, minimum=0)
     quiet: bool = spec("no progress on stderr (calibration, sensitivity search, validation)", False)
+    batch: int = spec("images per inference: N >= 2 exports a dynamic batch axis, and the runtime runs up to N "
+                      "frames from several sources at once (TensorRT: profile min 1 / opt N / max N); TFLite stays 1",
+                      1, minimum=1, maximum=1024)
 
     def validation(self) -> Optional[Tuple[str, str]]:
         """(images, annotations) when --val was given (check() makes sure --annotations is too)."""
@@ -87,6 +90,11 @@ def check(options: ConvertOptions, target: str) -> None:
             raise ConvertError(f"{flag(f.name)} {value!r}: expected one of {', '.join(meta['choices'])}")
         if meta["minimum"] is not None and value < meta["minimum"]:
             raise ConvertError(f"{flag(f.name)} must be >= {meta['minimum']}, got {value}")
+        if meta["maximum"] is not None and value > meta["maximum"]:
+            raise ConvertError(f"{flag(f.name)} must be <= {meta['maximum']}, got {value}")
+    if options.batch > 1 and target.startswith("tflite"):
+        raise ConvertError(f"--batch {options.batch}: TFLite bundles run one image per inference; batch for the "
+                           "onnx or tensorrt-* targets")
     if options.val and not options.annotations:
         raise ConvertError("--val needs --annotations (a COCO instances JSON or a folder of YOLO labels)")
 
@@ -117,7 +125,7 @@ def resolve_source(path: str, options: ConvertOptions) -> Source:
         if options.family not in (None, contract.family):
             raise FamilyMismatch(options.family, contract.family, path, "manifest")
         return Source(bundle.model_path, contract.family, _names(options) or contract.names, dict(contract.source),
-                      bundle=path, precision=bundle.precision)
+                      bundle=path, precision=bundle.precision, batch=(contract.input.batch, contract.input.dynamic_batch))
     if os.path.isdir(path):
         raise ConvertError(f"{path}: a directory but not a bundle (no manifest.json)")
     if not os.path.isfile(path):

@@ -41,6 +41,7 @@ class Source:
     config: Optional[str] = None
     bundle: Optional[str] = None
     precision: str = ""
+    batch: Optional[tuple] = None  # (input.batch, input.dynamic_batch) as a source bundle's manifest declares them
 
 
 def precision_of(target: str) -> str:
@@ -58,6 +59,11 @@ def build(source: Source, target: str, out: str, options: ConvertOptions) -> tup
         if quantized and target != "tensorrt-int8":
             raise ConvertError(f"{source.path}: already an int8 (QDQ) model; convert the fp32 model to {target}")
         contract = _contract(onnx_path, source)
+        if options.batch > 1:
+            onnx_path, contract = _batched(onnx_path, contract, source, options.batch, work)
+        elif source.batch is not None:  # an ONNX bundle's own model: its declared batch stays
+            contract = replace(contract, input=replace(contract.input, batch=source.batch[0],
+                                                       dynamic_batch=source.batch[1]))
         calib = _calibration(options, contract) if precision == "int8" and not quantized else None
         staging = _staging_dir(out)
         try:
@@ -95,7 +101,7 @@ def _build_into(staging: str, target: str, source: Source, onnx_path: str, contr
         return {}
     from .tensorrt import build_tensorrt_bundle
 
-    onnx_bundle = source.bundle
+    onnx_bundle = source.bundle if options.batch == 1 else None  # --batch rewrote the bundle's ONNX
     if onnx_bundle is None:
         onnx_bundle = bundle_model(onnx_path, source.family, os.path.join(work, "onnx-bundle"), source.names, "onnx",
                                    info, contract=contract)
@@ -165,6 +171,26 @@ def fp32_onnx(source: Source, work: str) -> str:
 
         source.info.update(export_yolo11(source.path, onnx_path, source.imgsz))
     return onnx_path
+
+
+def _batched(onnx_path: str, contract, source: Source, batch: int, work: str) -> tuple:
+    """(ONNX with a dynamic batch axis, its contract declaring up to `batch` images per run).
+
+    Checkpoints are exported with one image as always and made batchable here, like any ONNX: Ultralytics'
+    dynamic export also frees the image and anchor axes and torch's dynamic_axes every output axis, which the
+    runtime's preallocated buffers and TensorRT's profile would need pinned again.
+    """
+    from .batch import batched_onnx
+
+    out = os.path.join(work, "batched", os.path.basename(onnx_path))
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    batched_onnx(onnx_path, out, contract.input, batch)
+    return out, with_batch(_contract(out, source), batch)
+
+
+def with_batch(contract, batch: int):
+    """The contract of a dynamic-batch model that runs up to `batch` images at once."""
+    return replace(contract, input=replace(contract.input, batch=batch, dynamic_batch=True))
 
 
 def _contract(onnx_path: str, source: Source):

@@ -78,7 +78,7 @@ def _build_here(work: str, contract, calibration: Optional[np.ndarray], workspac
     """Build this machine's engine into the bundle (and record a new calibration cache), then run the bundle."""
     bundle = read_bundle(work)
     try:
-        engine = build_engine(work, bundle.manifest.to_json(), calibration=calibration, workspace_gb=workspace_gb)
+        engine = build_engine(bundle, calibration=calibration, workspace_gb=workspace_gb)
     except EdgeError as e:
         raise ConvertError(str(e)) from None
     if calibration is not None:

@@ -21,9 +21,11 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 
 from edge.contract import Contract, DecodeSpec, OutputSpec
+from edge.decode import decode_format
 from edge.errors import EdgeError
 
 from . import ConvertError
+from .batch import pin_batch_one
 
 PRECISIONS = ("fp32", "fp16", "int8")
 TARGETS = {"fp32": "tflite", "fp16": "tflite-fp16", "int8": "tflite-int8"}
@@ -71,7 +73,9 @@ def convert_tflite(onnx_path: str, contract: Contract, precision: str, calibrati
     except ImportError as e:
         raise ConvertError(f"TFLite conversion needs onnx2tf and TensorFlow ({e.name} is missing): "
                            f"{INSTALL_HINT}") from None
-    graph, decode = _split_head(onnx.load(onnx_path), contract, onnx_path)
+    source = onnx.load(onnx_path)
+    pin_batch_one(source)  # TFLite bundles run one image per inference, whatever batch the ONNX takes
+    graph, decode = _split_head(source, contract, onnx_path)
     selection = (float_stride, tuple(keep_float)) if precision == "int8" else (0, ())
     flatbuffer = _convert(graph, tf, precision, calibration, onnx_path, selection)
     model = flatbuffer_utils.convert_bytearray_to_object(flatbuffer)
@@ -87,14 +91,19 @@ def _split_head(graph, contract: Contract, where: str) -> tuple:
 
     if contract.decode.format == "yolo11":
         graph = split_yolo11_head(graph)
-        channels = graph.graph.output[0].type.tensor_type.shape.dim[1].dim_value
-        return graph, DecodeSpec("yolo11-dfl", strides=HEAD_STRIDES, reg_max=channels // 4)
+        channels = graph.graph.output[0].type.tensor_type.shape.dim[1].dim_value  # box logits [1, 4*bins, N]
+        return graph, _dfl_spec("yolo11-dfl", channels // 4)
     if contract.decode.format == "damo-yolo":
         graph = split_damo_head(graph)
-        channels = graph.graph.output[1].type.tensor_type.shape.dim[2].dim_value
-        return graph, DecodeSpec("damo-yolo-dfl", strides=HEAD_STRIDES, reg_max=channels // 4 - 1)
+        channels = graph.graph.output[1].type.tensor_type.shape.dim[2].dim_value  # box logits [1, N, 4*bins]
+        return graph, _dfl_spec("damo-yolo-dfl", channels // 4)
     raise ConvertError(f"{where}: TFLite conversion supports the yolo11 and damo-yolo ONNX layouts, "
                        f"not {contract.decode.format}")
+
+
+def _dfl_spec(name: str, bins: int) -> DecodeSpec:
+    """The DecodeSpec of a split DFL head with `bins` bins per box side, reg_max counted as the format declares."""
+    return DecodeSpec(name, strides=HEAD_STRIDES, reg_max=decode_format(name).reg_max_for(bins))
 
 
 def _convert(graph, tf, precision: str, calibration: Optional[np.ndarray], where: str, selection: tuple) -> bytes:
@@ -236,7 +245,7 @@ def _tflite_contract(path: str, contract: Contract, precision: str, decode: Deco
             raise ConvertError(f"{path}: TFLite output {got.name} {got.shape} does not match the ONNX {want}")
     outputs = tuple(OutputSpec(o.name, o.shape, o.dtype, o.quant_scale, o.quant_zero_point) for o in backend.outputs)
     inp = replace(spec, name=i.name, layout="NHWC", dtype=i.dtype, quant_scale=i.quant_scale,
-                  quant_zero_point=i.quant_zero_point)
+                  quant_zero_point=i.quant_zero_point, batch=1, dynamic_batch=False)
     return replace(contract, input=inp, outputs=outputs, decode=decode, target=TARGETS[precision], precision=precision)
 
 

@@ -5,6 +5,7 @@ import ast
 import json
 import zipfile
 import zlib
+from dataclasses import replace
 from typing import Optional
 
 from .backends.base import Backend
@@ -85,7 +86,8 @@ def infer_contract(path: str, backend: Backend, family: Optional[str] = None,
     i = backend.inputs[0]
     if i.dtype not in ("float32", "float16", "uint8", "int8"):
         raise ContractError(f"{path}: input dtype {i.dtype} is not supported")
-    inp = family_input(family, i.name, height, width, layout, i.dtype, i.quant_scale, i.quant_zero_point)
+    inp = replace(family_input(family, i.name, height, width, layout, i.dtype, i.quant_scale, i.quant_zero_point),
+                  **_batch(i.shape[0]))
     decode, num_classes = _decode_spec(path, family, meta, outputs)
     if names is None and "names" in meta:
         names = names_from_mapping(meta["names"])
@@ -134,6 +136,11 @@ def _input_geometry(path: str, shape: tuple, meta: dict) -> tuple:
                                 "re-export with a fixed size")
         height, width = int(imgsz[0]), int(imgsz[1])
     return height, width, layout
+
+
+def _batch(size: int) -> dict:
+    """The input's batch axis: a fixed size, or dynamic (no limit known without a manifest)."""
+    return {"batch": size, "dynamic_batch": False} if size > 0 else {"batch": 0, "dynamic_batch": True}
 
 
 def _decode_spec(path: str, family: str, meta: dict, outputs: tuple) -> tuple:

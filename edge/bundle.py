@@ -30,8 +30,10 @@ from .errors import ContractError, ModelError
 from .schema import schema_path
 from .typed import ValidationError, build, schema, spec
 
-SCHEMA_VERSION = 2  # 2 adds `deployment` and `metadata`; a manifest with neither is written as 1 (older runtimes)
-SCHEMA_VERSIONS = (1, 2)
+# 2 adds `deployment` and `metadata`, 3 the input's `batch` and `dynamic_batch`; a manifest is written with the
+# lowest version that holds what it says, so one without them stays readable by older runtimes.
+SCHEMA_VERSION = 3
+SCHEMA_VERSIONS = (1, 2, 3)
 MANIFEST = "manifest.json"
 SCHEMA_PATH = schema_path("manifest")
 FILE_NAME = r"(?!\.\.?$)[^/\\]+"  # one path component, not . or ..
@@ -86,18 +88,22 @@ class InputSection:
                        choices=RESIZES)
     pad_value: int = spec("letterbox border value", minimum=0, maximum=255)
     quantization: Optional[Quantization] = spec("integer inputs: how the fed values are quantized", None)
+    batch: int = spec("images per inference: the model's fixed batch, or with dynamic_batch the most the runtime "
+                      "groups into one run (the TensorRT profile's max; 0: no limit)", 1, minimum=0, maximum=1024)
+    dynamic_batch: bool = spec("the batch axis is dynamic: 1 to batch images per run, without padding", False)
 
     def to_spec(self) -> InputSpec:
         """The runtime InputSpec."""
         q = self.quantization
         return InputSpec(self.name, self.height, self.width, self.layout, self.dtype, q.scale if q else None,
-                         q.zero_point if q else 0, self.color, self.pixel_scale, self.resize, self.pad_value)
+                         q.zero_point if q else 0, self.color, self.pixel_scale, self.resize, self.pad_value,
+                         self.batch, self.dynamic_batch)
 
     @classmethod
     def of(cls, i: InputSpec) -> "InputSection":
         """The manifest section of an InputSpec."""
         return cls(i.name, i.height, i.width, i.layout, i.dtype, i.color, i.pixel_scale, i.resize, i.pad_value,
-                   _quantization(i.quant_scale, i.quant_zero_point))
+                   _quantization(i.quant_scale, i.quant_zero_point), i.batch, i.dynamic_batch)
 
 
 @dataclass(frozen=True)
@@ -162,7 +168,8 @@ class ModelMetadata:
 class Manifest:
     """manifest.json of a model bundle: one model file and everything needed to run it."""
 
-    schema_version: int = spec("manifest format version (2: with deployment or metadata)", choices=SCHEMA_VERSIONS)
+    schema_version: int = spec("manifest format version (2: with deployment or metadata; 3: with an input batch)",
+                               choices=SCHEMA_VERSIONS)
     family: str = spec("model family: its pixel convention and reference thresholds", choices=FAMILIES)
     model: ModelFile = spec("the model file")
     input: InputSection = spec("the input tensor")
@@ -194,7 +201,7 @@ class Manifest:
         """The manifest of a contract and its model file."""
         fmt = os.path.splitext(model_file)[1].lstrip(".").lower()
         metadata = ModelMetadata.of(contract.metadata) if contract.metadata else None
-        version = SCHEMA_VERSION if metadata or contract.deployment else 1
+        version = 3 if _batched(contract.input) else 2 if metadata or contract.deployment else 1
         return cls(version, contract.family, ModelFile(model_file, fmt, sha256), InputSection.of(contract.input),
                    [OutputSection.of(o) for o in contract.outputs], contract.decode, list(contract.names),
                    contract.task, contract.target or fmt, contract.precision, contract.postprocess,
@@ -205,6 +212,9 @@ class Manifest:
         data = json.loads(json.dumps(dataclasses.asdict(self)))  # tuples -> lists
         if self.metadata:
             data["metadata"] = self.metadata.to_dict()
+        if not _batched(self.input):  # one image per run: the keys schema_version 1 and 2 do not know stay out
+            for key in ("batch", "dynamic_batch"):
+                del data["input"][key]
         return {k: v for k, v in data.items() if v is not None}
 
 
@@ -260,7 +270,7 @@ def parse_manifest(data, where: str = MANIFEST) -> Manifest:
     version = data.get("schema_version")
     if isinstance(version, int) and not isinstance(version, bool) and version not in SCHEMA_VERSIONS:  # first
         raise ContractError(f"{where}: schema_version {version} is not supported by this runtime (it reads "
-                            f"{' and '.join(map(str, SCHEMA_VERSIONS))}); upgrade edge")
+                            f"{', '.join(map(str, SCHEMA_VERSIONS))}); upgrade edge")
     try:
         manifest = build(Manifest, data)
     except ValidationError as e:
@@ -275,6 +285,8 @@ def _check(m: Manifest, where: str) -> None:
         raise ContractError(f"{where}: input.quantization is required for {m.input.dtype} inputs")
     if not m.names:
         raise ContractError(f"{where}: names must be a non-empty list of strings")
+    if m.input.batch == 0 and not m.input.dynamic_batch:
+        raise ContractError(f"{where}: input.batch 0 (no limit) needs input.dynamic_batch true")
     fmt, strides = decode_format(m.decode.format), list(m.decode.strides)
     if not strides or (fmt.strides and len(strides) != fmt.strides):
         need = f"{fmt.strides} levels for {fmt.name}" if fmt.strides else "at least one level"
@@ -309,6 +321,11 @@ def write_bundle(out_dir: str, model_path: str, contract: Contract, extra: Optio
         f.write("\n")
     os.replace(tmp, os.path.join(out_dir, MANIFEST))
     return out_dir
+
+
+def _batched(spec) -> bool:
+    """The input declares a batch other than one image per run (an InputSpec or InputSection)."""
+    return spec.batch != 1 or spec.dynamic_batch
 
 
 def _quantization(scale: Optional[float], zero_point: int) -> Optional[Quantization]:

@@ -28,6 +28,8 @@ class InputSpec:
     pixel_scale: float = 1.0 / 255.0  # float value fed = pixel (0..255) * pixel_scale
     resize: str = "letterbox"
     pad_value: int = 114
+    batch: int = 1  # images per run: the fixed batch, or with dynamic_batch the most one run takes (0: no limit)
+    dynamic_batch: bool = False  # the batch axis is dynamic: 1..batch images per run, no padding
 
 
 @dataclass(frozen=True)

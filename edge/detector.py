@@ -17,7 +17,7 @@ from .decode import DecodeContext, decode_format, make_anchors
 from .detections import Detections
 from .errors import ContractError, FamilyMismatch, ModelError
 from .nms import non_max_suppression
-from .preprocess import Preprocessor
+from .preprocess import BatchPreprocessor, Preprocessor
 from .settings import ModelConfig, ThresholdsConfig
 
 LEGACY_PRECISIONS = ("", "float32", "float16", "uint8")  # manifests that recorded the input dtype: ask the file
@@ -44,8 +44,12 @@ class Detector:
         self.agnostic = agnostic
         self.clip = clip
         self.names = contract.names
-        self.preprocess = Preprocessor(contract.input)
-        self._preprocessors = [self.preprocess]
+        spec = contract.input
+        # Frames one run takes: the model's fixed batch, or the most a dynamic batch axis is declared to take
+        # (0: no limit); a fixed batch runs padded to its size, a dynamic one with exactly the frames given.
+        self.max_batch = spec.batch
+        self.fixed_batch = 0 if spec.dynamic_batch else spec.batch
+        self._batches = [BatchPreprocessor(spec, self.fixed_batch or 1)]  # one per slot (overlapped pipelines use 2)
         self._dequantizers = [_Dequantizer(o) for o in backend.outputs]
         self._best_scores = np.empty(max(0, *backend.outputs[0].shape[1:]), np.float32)
         self._format = decode_format(contract.decode.format)
@@ -73,9 +77,8 @@ class Detector:
                 raise FamilyMismatch(family, contract.family, path, "manifest")
             if names is not None:
                 contract = contract.with_names(names)
-            manifest = bundle.manifest.to_json()  # what the TensorRT engine cache reads
-            if needs_engine(manifest) and backend in (None, "tensorrt"):  # backend="onnxruntime" runs the ONNX
-                model_path, backend = find_engine(bundle.path, manifest, verify=verify), "tensorrt"
+            if needs_engine(bundle.manifest) and backend in (None, "tensorrt"):  # backend="onnxruntime" runs the ONNX
+                model_path, backend = find_engine(bundle, verify=verify), "tensorrt"
             engine = open_backend(model_path, backend, providers=providers, threads=threads)
             if contract.precision in LEGACY_PRECISIONS and engine.precision:
                 contract = replace(contract, precision=engine.precision)
@@ -99,12 +102,49 @@ class Detector:
         self.timing_ms = {"preprocess": (t1 - t0) * 1e3, "inference": (t2 - t1) * 1e3, "postprocess": (t3 - t2) * 1e3}
         return detections
 
+    def batch(self, frames: Sequence[np.ndarray]) -> list:
+        """Detect objects in several frames with one run per `max_batch` of them; one Detections per frame, in
+        order, each equal to what `detector(frame)` gives. timing_ms then holds the stages of all the runs."""
+        size = self.max_batch or len(frames) or 1
+        results: list = []
+        timing = dict.fromkeys(self.timing_ms, 0.0)
+        for start in range(0, len(frames), size):
+            t0 = time.perf_counter()
+            tensor, transforms = self.prepare_batch(frames[start:start + size])
+            t1 = time.perf_counter()
+            outputs = self.infer(tensor)
+            t2 = time.perf_counter()
+            results += self.finish_batch(outputs, transforms)
+            t3 = time.perf_counter()
+            for stage, seconds in zip(timing, (t1 - t0, t2 - t1, t3 - t2)):
+                timing[stage] += seconds * 1e3
+        self.timing_ms = timing
+        return results
+
+    @property
+    def preprocess(self) -> Preprocessor:
+        """The preprocessor of a single frame (slot 0, first image of the batch tensor)."""
+        return self._batches[0].preprocessors[0]
+
     def prepare(self, frame: np.ndarray, slot: int = 0) -> tuple:
         """Stage 1, frame -> (input tensor, transform); each slot has its own tensor, so an overlapped pipeline
         prepares the next frame (slot 1) while the backend still reads this one (slot 0)."""
-        while len(self._preprocessors) <= slot:
-            self._preprocessors.append(Preprocessor(self.contract.input))
-        return self._preprocessors[slot](frame)
+        tensor, transforms = self.prepare_batch((frame,), slot)
+        return tensor, transforms[0]
+
+    def prepare_batch(self, frames: Sequence[np.ndarray], slot: int = 0) -> tuple:
+        """Stage 1 of a batch: frames -> (input tensor holding them in order, their transforms). A fixed-batch
+        model gets its whole batch tensor (the images past the frames are padding whose results are ignored)."""
+        count = len(frames)
+        if not 0 < count <= (self.max_batch or count):
+            raise ValueError(f"{count} frames for one run of a model that takes 1 to {self.max_batch}")
+        while len(self._batches) <= slot:
+            self._batches.append(BatchPreprocessor(self.contract.input, self.fixed_batch or 1))
+        batch = self._batches[slot]
+        if count > batch.size:  # a dynamic batch grows its tensor to the most frames seen
+            batch = self._batches[slot] = BatchPreprocessor(self.contract.input, count)
+        transforms = batch(frames)
+        return (batch.tensor if self.fixed_batch else batch.tensor[:count]), transforms
 
     def infer(self, tensor: np.ndarray) -> list:
         """Stage 2, the backend run (outputs may be buffers the next run overwrites)."""
@@ -112,6 +152,14 @@ class Detector:
 
     def finish(self, outputs: list, transform) -> Detections:
         """Stage 3, decode + NMS: raw outputs -> Detections in the frame's pixels."""
+        return self.finish_batch(outputs, (transform,))[0]
+
+    def finish_batch(self, outputs: list, transforms: Sequence) -> list:
+        """Stage 3 of a batch: the Detections of image i of the outputs for each transform i (padding ignored)."""
+        return [self._finish([o[i:i + 1] for o in outputs], t) for i, t in enumerate(transforms)]
+
+    def _finish(self, outputs: list, transform) -> Detections:
+        """Decode + NMS of one image's outputs (batch axis of size 1)."""
         boxes, scores, class_ids = self.candidates(outputs)
         keep = self.select(boxes, scores, class_ids)
         xyxy = transform.boxes_to_frame(boxes[keep], clip=self.clip)
@@ -191,7 +239,11 @@ def _check_contract(backend: Backend, contract: Contract, where: str) -> None:
     """The manifest must describe the tensors the engine really has."""
     spec = contract.input
     actual = backend.inputs[0]
-    expected = (1, 3, spec.height, spec.width) if spec.layout == "NCHW" else (1, spec.height, spec.width, 3)
+    image = (3, spec.height, spec.width) if spec.layout == "NCHW" else (spec.height, spec.width, 3)
+    if spec.dynamic_batch and actual.shape[:1] > (0,):
+        raise ContractError(f"{where}: the manifest declares a dynamic batch axis but the model's input is fixed at "
+                            f"batch {actual.shape[0]}")
+    expected = (-1 if spec.dynamic_batch else spec.batch, *image)
     if any(a != e for a, e in zip(actual.shape, expected) if a > 0) or len(actual.shape) != 4:
         raise ContractError(f"{where}: manifest input {expected} does not match the model's {actual.shape}")
     if actual.dtype != spec.dtype:
@@ -225,7 +277,7 @@ def load_detector(model: ModelConfig, thresholds: Optional[ThresholdsConfig] = N
 def checked_run(detector: Detector, frame: np.ndarray) -> Detections:
     """One frame's Detections after checking that the raw outputs and the boxes are finite (NaN scores pass the
     threshold test as "nothing found", so a broken model would look merely blind); ModelError otherwise."""
-    tensor, _ = detector.preprocess(frame)
+    tensor, _ = detector.prepare(frame)
     for i, output in enumerate(detector.backend.run(tensor)):
         if np.issubdtype(output.dtype, np.floating) and not np.isfinite(output).all():
             raise ModelError(f"self-test: output {i} of the model holds NaN or infinite values")

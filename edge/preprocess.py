@@ -71,7 +71,8 @@ def _value_table(spec: InputSpec) -> np.ndarray:
 class Preprocessor:
     """Turns BGR uint8 frames into the model's input tensor, reusing one buffer across calls."""
 
-    def __init__(self, spec: InputSpec, exact_resize: Optional[bool] = None):
+    def __init__(self, spec: InputSpec, exact_resize: Optional[bool] = None, tensor: Optional[np.ndarray] = None):
+        """tensor: a (1, ...) view to fill, e.g. one image of a batch tensor (default: a tensor of its own)."""
         # OpenCV's own worker threads spin for about a millisecond after each parallel call; right before inference
         # they took a core from the inference engine's pinned threads (~1.5 ms per frame lost on 2 cores). The work
         # here is ~0.3 ms on one thread, so OpenCV runs on the caller's thread only (process-wide, as Ultralytics does).
@@ -84,7 +85,9 @@ class Preprocessor:
         self._interpolation = cv2.INTER_LINEAR_EXACT if exact_resize else cv2.INTER_LINEAR
         self._table = _value_table(spec)
         shape = (1, 3, spec.height, spec.width) if spec.layout == "NCHW" else (1, spec.height, spec.width, 3)
-        self.tensor = np.empty(shape, dtype=self._table.dtype)
+        if tensor is not None and (tensor.shape != shape or tensor.dtype != self._table.dtype):
+            raise ValueError(f"tensor {tensor.dtype} {tensor.shape} is not the {self._table.dtype} {shape} input")
+        self.tensor = np.empty(shape, dtype=self._table.dtype) if tensor is None else tensor
         self._pad = self._table[np.full(3, spec.pad_value, np.uint8)]
         self._geometry: Optional[tuple] = None
         # Scratch for the resized image and the colour planes, sized for the whole input and allocated once: a fresh
@@ -144,6 +147,25 @@ class Preprocessor:
         colour = self._scratch[1, :3 * n]
         self._planes = ([colour[k * n:(k + 1) * n].reshape(new_h, new_w) for k in range(3)]
                         if self.spec.layout == "NCHW" else colour.reshape(new_h, new_w, 3))
+
+
+class BatchPreprocessor:
+    """Frames -> one batch tensor of `size` images, allocated once, through a Preprocessor per image writing straight
+    into its place (images past the frames given keep what they held: padding)."""
+
+    def __init__(self, spec: InputSpec, size: int):
+        image = (3, spec.height, spec.width) if spec.layout == "NCHW" else (spec.height, spec.width, 3)
+        self.tensor = np.zeros((size, *image), _value_table(spec).dtype)
+        self.preprocessors = [Preprocessor(spec, tensor=self.tensor[i:i + 1]) for i in range(size)]
+
+    @property
+    def size(self) -> int:
+        """Images the tensor holds."""
+        return len(self.preprocessors)
+
+    def __call__(self, frames) -> list:
+        """Fill images 0..len(frames)-1 of the tensor; returns each frame's FrameTransform."""
+        return [preprocess(frame)[1] for preprocess, frame in zip(self.preprocessors, frames)]
 
 
 def as_bgr(frame: np.ndarray) -> np.ndarray:

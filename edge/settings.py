@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
-from typing import List, Optional
+from typing import List, Optional, Union
 
 from .backends import BACKENDS
 from .contract import FAMILIES
@@ -20,6 +20,7 @@ NAME = r"[A-Za-z][\w-]*"
 CREDENTIAL = r"[\w.@-]+"
 DROP_POLICIES = ("latest", "oldest", "block")
 OVERLAP_MODES = ("auto", "on", "off")
+BATCH_MODES = OVERLAP_MODES  # pipeline.batch also takes a number: the most frames one batch holds
 DEFAULT_HTTP = "127.0.0.1:8080"
 
 
@@ -138,6 +139,12 @@ class PipelineConfig:
     overlap: str = spec("preprocess the next frame and postprocess the previous one while the backend runs: auto "
                         "(on with 3+ cores and a backend that releases the GIL), on or off", "auto",
                         choices=OVERLAP_MODES)
+    batch: Union[str, int] = spec("with several sources, run the frames that are ready together as one batched "
+                                  "inference where the model takes a batch (edge-convert --batch N): auto (on for a "
+                                  "fixed-batch model and on TensorRT or a GPU execution provider; off on CPU, where "
+                                  "it measured below 1.3x), on, off, or the most frames per batch", "auto",
+                                  pattern="|".join(BATCH_MODES), pattern_hint="be auto, on, off or a number of frames",
+                                  minimum=1, maximum=1024)
     require_sources: bool = spec("exit at start-up when a source cannot be opened (default: live sources that are "
                                  "down are retried while the others run)", False)
 

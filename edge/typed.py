@@ -2,7 +2,9 @@
 
 A field's constraints live in its metadata (see `spec`): description, choices, minimum, exclusive_minimum,
 maximum, pattern (+ pattern_hint, the pattern in words for the error). Supported annotations: str, int, float,
-bool, dict (any JSON object), a dataclass, Optional[T], List[T] and Tuple[T, ...] (built as a tuple).
+bool, dict (any JSON object), a dataclass, Optional[T], List[T], Tuple[T, ...] (built as a tuple) and a union of
+scalars such as Union[str, int] (the value's own type; a pattern applies to strings, bounds to numbers, as in
+JSON Schema).
 """
 from __future__ import annotations
 
@@ -87,10 +89,17 @@ def field_of(cls: type, path: str) -> tuple:
 
 
 def scalar_type(hint: Any) -> type:
-    """str/int/float/bool behind Optional[...] or List[...]."""
+    """str/int/float/bool behind Optional[...] or List[...] (the first of a union of scalars)."""
     while typing.get_origin(hint) in (typing.Union, list, typing.List):
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
     return hint
+
+
+def scalar_types(hint: Any) -> tuple:
+    """The scalar types a value may have: (str, int) for Optional[Union[str, int]], (float,) for Optional[float]."""
+    if typing.get_origin(hint) is typing.Union:
+        return tuple(a for a in typing.get_args(hint) if a is not type(None))
+    return (scalar_type(hint),)
 
 
 def _value(hint: Any, value: Any, path: str, meta: Mapping, errors: list) -> Any:
@@ -99,7 +108,17 @@ def _value(hint: Any, value: Any, path: str, meta: Mapping, errors: list) -> Any
     if origin is typing.Union:
         if value is None:
             return None
-        return _value(next(a for a in args if a is not type(None)), value, path, meta, errors)
+        kinds = [a for a in args if a is not type(None)]
+        if len(kinds) > 1:  # a union of scalars: the value's own type
+            kind = next((k for k in kinds if isinstance(value, k) and not (k is int and isinstance(value, bool))),
+                        None)
+            if kind is None:
+                names = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+                errors.append(ValidationError(path, f"must be {_alternatives([names[k] for k in kinds], 'or')}, "
+                                                    f"got {_show(value)}"))
+                return BAD
+            return _value(kind, value, path, meta, errors)
+        return _value(kinds[0], value, path, meta, errors)
     if origin in (list, tuple):
         if not isinstance(value, list):
             errors.append(ValidationError(path, f"must be a list, got {_show(value)}"))
@@ -142,13 +161,14 @@ def _check(value: Any, path: str, meta: Mapping) -> None:
     choices = meta.get("choices")
     if choices and value not in choices:
         raise ValidationError(path, f"must be {_alternatives(choices, 'or')}, got {_show(value)}")
-    if meta.get("minimum") is not None and value < meta["minimum"]:
+    number = isinstance(value, (int, float))  # bounds apply to numbers and a pattern to strings (JSON Schema)
+    if number and meta.get("minimum") is not None and value < meta["minimum"]:
         raise ValidationError(path, f"must be at least {meta['minimum']}, got {_show(value)}")
-    if meta.get("exclusive_minimum") is not None and value <= meta["exclusive_minimum"]:
+    if number and meta.get("exclusive_minimum") is not None and value <= meta["exclusive_minimum"]:
         raise ValidationError(path, f"must be greater than {meta['exclusive_minimum']}, got {_show(value)}")
-    if meta.get("maximum") is not None and value > meta["maximum"]:
+    if number and meta.get("maximum") is not None and value > meta["maximum"]:
         raise ValidationError(path, f"must be at most {meta['maximum']}, got {_show(value)}")
-    if meta.get("pattern") and not re.fullmatch(meta["pattern"], value):
+    if isinstance(value, str) and meta.get("pattern") and not re.fullmatch(meta["pattern"], value):
         wanted = meta.get("pattern_hint") or f"match {meta['pattern']}"
         raise ValidationError(path, f"must {wanted}, got {_show(value)}")
 
@@ -184,9 +204,12 @@ def _type_schema(hint: Any) -> dict:
     """The schema fragment of one annotation."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is typing.Union:
-        inner = _type_schema(next(a for a in args if a is not type(None)))
-        if "type" in inner and isinstance(inner["type"], str):
-            return {**inner, "type": [inner["type"], "null"]}
+        kinds = [a for a in args if a is not type(None)]
+        inner = _type_schema(kinds[0]) if len(kinds) == 1 else {"type": [_type_schema(k)["type"] for k in kinds]}
+        if type(None) not in args:
+            return inner
+        if "type" in inner:
+            return {**inner, "type": _types(inner) + ["null"]}
         return {"anyOf": [inner, {"type": "null"}]}
     if origin in (list, tuple):
         return {"type": "array", "items": _type_schema(args[0])}

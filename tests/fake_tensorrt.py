@@ -82,31 +82,46 @@ class FakeCuda:
         return Allocation()
 
     def memcpy_htod(self, device, host) -> None:
-        self.memory[int(device)][:] = np.ascontiguousarray(host).view(np.uint8).ravel()
+        """Like CUDA: host.nbytes bytes to the start of the allocation (a dynamic batch copies its rows only)."""
+        data = np.ascontiguousarray(host).view(np.uint8).ravel()
+        self.memory[int(device)][:data.size] = data
 
     def memcpy_htod_async(self, device, host, stream) -> None:
         self.memcpy_htod(device, host)
 
     def memcpy_dtoh_async(self, host, device, stream) -> None:
-        host.view(np.uint8).ravel()[:] = self.memory[int(device)]
+        host.view(np.uint8).ravel()[:] = self.memory[int(device)][:host.nbytes]
 
     def read(self, pointer: int, shape, dtype) -> np.ndarray:
-        return self.memory[pointer].view(dtype).reshape(shape)
+        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        return self.memory[pointer][:nbytes].view(dtype).reshape(shape)
 
 
 class _Engine:
-    """An engine whose context runs `compute` (input array -> list of output arrays) on fake device memory."""
+    """An engine whose context runs `compute` (input array -> list of output arrays) on fake device memory.
 
-    def __init__(self, cuda: FakeCuda, tensors: list, compute):
+    A -1 first axis is a dynamic batch: `profile` is then (min, opt, max) of it, and a context runs only once its
+    input shape is set (as TensorRT's execute fails before that)."""
+
+    def __init__(self, cuda: FakeCuda, tensors: list, compute, profile: tuple = ()):
         self.cuda, self.tensors, self.compute = cuda, tensors, compute  # tensors: (name, is_input, shape, dtype)
+        self.profile = profile
 
-    def run(self, pointers: list) -> None:
-        """Read the input at its pointer, write each output at its pointer."""
-        placed = list(zip(self.tensors, pointers))
+    def run(self, pointers: list, batch) -> bool:
+        """Read the input at its pointer, write each output at its pointer; False without an input shape."""
+        if batch is None and any(t[2][0] < 0 for t in self.tensors):
+            return False
+        placed = [((n, i, (batch if s[0] < 0 else s[0], *s[1:]), d), p) for (n, i, s, d), p in zip(self.tensors, pointers)]
         (inp, p_in), = [(t, p) for t, p in placed if t[1]]
         results = self.compute(self.cuda.read(p_in, inp[2], inp[3]))
         for (t, p), value in zip([(t, p) for t, p in placed if not t[1]], results):
             self.cuda.read(p, t[2], t[3])[...] = value
+        return True
+
+    def profile_shapes(self, name: str) -> tuple:
+        """(min, opt, max) shapes of a dynamic-batch input."""
+        shape = next(t[2] for t in self.tensors if t[0] == name)
+        return tuple((b, *shape[1:]) for b in self.profile)
 
 
 class NamedEngine(_Engine):
@@ -131,16 +146,26 @@ class NamedEngine(_Engine):
     def _find(self, name):
         return next(t for t in self.tensors if t[0] == name)
 
+    def get_tensor_profile_shape(self, name, profile_index):
+        return self.profile_shapes(name)
+
     def create_execution_context(self):
         engine, addresses = self, {}
 
         class Context:
+            batch = None
+            shapes: list = []
+
             def set_tensor_address(self, name, pointer):
                 addresses[name] = pointer
 
-            def execute_async_v3(self, stream_handle):
-                engine.run([addresses[t[0]] for t in engine.tensors])
+            def set_input_shape(self, name, shape):
+                self.batch = shape[0]
+                self.shapes = self.shapes + [tuple(shape)]
                 return True
+
+            def execute_async_v3(self, stream_handle):
+                return engine.run([addresses[t[0]] for t in engine.tensors], self.batch)
 
         return Context()
 
@@ -164,13 +189,23 @@ class BindingEngine(_Engine):
     def get_binding_dtype(self, i):
         return self.tensors[i][3]
 
+    def get_profile_shape(self, profile_index, binding_index):
+        return self.profile_shapes(self.tensors[binding_index][0])
+
     def create_execution_context(self):
         engine = self
 
         class Context:
-            def execute_async_v2(self, bindings, stream_handle):
-                engine.run(bindings)
+            batch = None
+            shapes: list = []
+
+            def set_binding_shape(self, index, shape):
+                self.batch = shape[0]
+                self.shapes = self.shapes + [tuple(shape)]
                 return True
+
+            def execute_async_v2(self, bindings, stream_handle):
+                return engine.run(bindings, self.batch)
 
         return Context()
 
@@ -231,9 +266,27 @@ class _TimingCache:
         return str(self.runs).encode()
 
 
+class _Profile:
+    """An optimization profile: input name -> (min, opt, max) shapes."""
+
+    def __init__(self):
+        self.shapes = {}
+
+    def set_shape(self, name, minimum, optimum, maximum):
+        self.shapes[name] = (tuple(minimum), tuple(optimum), tuple(maximum))
+
+
 class _Config:
     def __init__(self):
         self.flags, self.pool, self.int8_calibrator, self.timing = set(), None, None, None
+        self.profiles, self.calibration_profile = [], None
+
+    def add_optimization_profile(self, profile):
+        self.profiles.append(profile)
+        return len(self.profiles) - 1
+
+    def set_calibration_profile(self, profile):
+        self.calibration_profile = profile
 
     def set_memory_pool_limit(self, pool, size):
         self.pool = (pool, size)
@@ -261,7 +314,10 @@ class _Builder:
         trt.network_flags = flags
         layers = [SimpleNamespace(type=trt.LayerType.QUANTIZE if trt.qdq else trt.LayerType.CONVOLUTION)]
         return SimpleNamespace(flags=flags, num_layers=1, get_layer=lambda i: layers[i],
-                               get_input=lambda i: SimpleNamespace(shape=trt.input_shape))
+                               get_input=lambda i: SimpleNamespace(name="images", shape=trt.input_shape))
+
+    def create_optimization_profile(self):
+        return _Profile()
 
     def create_builder_config(self):
         config = _Config()

@@ -162,3 +162,24 @@ def test_yolo11n_int8_and_fp16_accuracy(shared, shared_path, tmp_path):
         bundle = write_bundle(str(tmp_path / precision), path, contract)
         got = evaluate(Detector.load(bundle, **val), images, annotations)["map50_95"]
         assert got >= reference - allowed, f"{precision}: {got:.2f} vs fp32 {reference:.2f}"
+
+
+def test_split_heads_count_reg_max_as_their_decode_format_declares():
+    """The cut head's DecodeSpec: DAMO-YOLO-Ns has reg_max 7 (SPEC: the index of the last bin), so 8 bins a side."""
+    onnx = pytest.importorskip("onnx")
+    from converters.tflite import _split_head
+
+    demo = read_bundle(DEMO_BUNDLE)
+    graph, decode = _split_head(onnx.load(demo.model_path), demo.contract, DEMO_BUNDLE)
+    assert (decode.format, decode.reg_max, decode.dfl_bins) == ("damo-yolo-dfl", 7, 8)
+    assert graph.graph.output[1].type.tensor_type.shape.dim[2].dim_value == 4 * decode.dfl_bins
+
+
+@pytest.mark.needs_shared
+def test_yolo11_split_head_reg_max_counts_bins(shared_path):
+    onnx = pytest.importorskip("onnx")
+    from converters.tflite import _split_head
+
+    path = str(shared_path("models", "yolo11n.onnx"))
+    _, decode = _split_head(onnx.load(path), Detector.load(path).contract, path)
+    assert (decode.format, decode.reg_max, decode.dfl_bins) == ("yolo11-dfl", 16, 16)

@@ -32,6 +32,8 @@ def values(path: str) -> tuple:
         return a, b, b
     if path == "model.providers":
         return ["A"], "B,C", ["B", "C"]
+    if path == "pipeline.batch":  # a word or a number
+        return "off", "4", 4
     if meta["choices"]:
         choices = list(meta["choices"])
         a, b = [c for c in choices if c != field.default][:1] + [field.default or choices[-1]]

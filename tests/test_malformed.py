@@ -219,7 +219,7 @@ MANIFEST_CASES = {
     "missing outputs": (_delete(["outputs"]), ContractError, "outputs"),
     "missing decode": (_delete(["decode"]), ContractError, "decode"),
     "missing names": (_delete(["names"]), ContractError, "names"),
-    "schema_version 3": (_set(["schema_version"], 3), ContractError, "schema_version 3"),
+    "schema_version 4": (_set(["schema_version"], 4), ContractError, "schema_version 4"),
     "schema_version as text": (_set(["schema_version"], "1"), ContractError,
                                "schema_version: must be an integer, got '1'"),
     "unknown family": (_set(["family"], "yolov5"), ContractError, "family: must be yolo11 or damo-yolo, got 'yolov5'"),

@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import sys
+from dataclasses import replace
 
 import numpy as np
 import onnx
@@ -19,11 +20,19 @@ from converters import ConvertError
 from converters.tensorrt import build_tensorrt_bundle
 from edge import Detector
 from edge.backends import open_backend
-from edge.bundle import MANIFEST, read_bundle, sha256_file
 from edge.backends.tensorrt.calibrator import CalibrationBatches, make_calibrator, read_cache, write_cache
+from edge.backends.tensorrt.engines import (
+    ENGINES,
+    Platform,
+    build_engine,
+    engine_key,
+    engine_paths,
+    find_engine,
+    precision_of,
+    timing_cache_path,
+)
+from edge.bundle import MANIFEST, Bundle, BundleFile, TensorRTSection, read_bundle, sha256_file
 from edge.cli import main
-from edge.backends.tensorrt.engines import (ENGINES, Platform, build_engine, engine_key, engine_paths, find_engine, precision_of,
-                          timing_cache_path)
 from edge.errors import BackendUnavailable, ModelError
 from edge.service.store import Store
 
@@ -78,35 +87,35 @@ def test_engine_keys_differ_per_version_gpu_precision_and_size_and_are_filesyste
     assert engine_key(ORIN, "fp16", 480, 640) == "fp16-480x640-trt10.3.0-orin-sm87"
 
 
-def test_precision_comes_from_the_target():
-    assert precision_of({"target": "tensorrt-int8"}) == "int8"
+def test_precision_comes_from_the_target(tmp_path):
+    manifest = read_bundle(trt_bundle(tmp_path, "tensorrt-int8")).manifest
+    assert precision_of(manifest) == "int8"
     with pytest.raises(ModelError, match="tensorrt-fp16"):
-        precision_of({"target": "tensorrt-fp64"})
+        precision_of(replace(manifest, target="tensorrt-fp64"))
 
 
 def test_find_engine_missing_stale_and_corrupt(tmp_path):
-    bundle = trt_bundle(tmp_path)
-    manifest = read_bundle(bundle).manifest.to_json()
+    bundle = read_bundle(trt_bundle(tmp_path))
     with pytest.raises(ModelError, match="edge models build-engine"):
-        find_engine(bundle, manifest, ORIN)
-    engine, sidecar = engine_paths(bundle, engine_key(ORIN, "fp16", 640, 640))
+        find_engine(bundle, ORIN)
+    engine, sidecar = engine_paths(bundle.path, engine_key(ORIN, "fp16", 640, 640))
     os.makedirs(os.path.dirname(engine))
     with open(engine, "wb") as f:
         f.write(b"plan")
-    record = {"onnx_sha256": manifest["model"]["sha256"], "sha256": sha256_file(engine)}
+    record = {"onnx_sha256": bundle.manifest.model.sha256, "sha256": sha256_file(engine)}
     with open(sidecar, "w") as f:
         json.dump(record, f)
-    assert find_engine(bundle, manifest, ORIN) == engine
+    assert find_engine(bundle, ORIN) == engine
     with pytest.raises(ModelError, match="no TensorRT engine"):  # another TensorRT: another key
-        find_engine(bundle, manifest, Platform("10.4.0", "Orin", "8.7"))
+        find_engine(bundle, Platform("10.4.0", "Orin", "8.7"))
     with open(sidecar, "w") as f:
         json.dump({**record, "onnx_sha256": "0" * 64}, f)  # built from another ONNX
     with pytest.raises(ModelError, match="no TensorRT engine"):
-        find_engine(bundle, manifest, ORIN)
+        find_engine(bundle, ORIN)
     with open(sidecar, "w") as f:
         json.dump({**record, "sha256": "0" * 64}, f)
     with pytest.raises(ModelError, match="sha256 does not match"):
-        find_engine(bundle, manifest, ORIN)
+        find_engine(bundle, ORIN)
 
 
 # --- calibration --------------------------------------------------------------------------------------------
@@ -164,8 +173,13 @@ def test_layout_for_both_apis(kind):
     assert [(t.name, t.is_input, t.shape, t.dtype) for t in layout] == \
         [("output0", False, (1, 6, 8400), np.float16), ("images", True, (1, 3, 640, 640), np.float32)]
     trt_backend.check_layout(layout, "m")
+    tensor = layout[1].__class__
+    trt_backend.check_layout([tensor("output0", False, (-1, 6, 8400), np.float16),
+                              tensor("images", True, (-1, 3, 640, 640), np.float32)], "m")  # a dynamic batch runs
     with pytest.raises(ModelError, match="dynamic shapes on images"):
-        trt_backend.check_layout([layout[0], layout[1].__class__("images", True, (-1, 3, 640, 640), np.float32)], "m")
+        trt_backend.check_layout([layout[0], tensor("images", True, (-1, 3, -1, 640), np.float32)], "m")
+    with pytest.raises(ModelError, match="dynamic batch on outputs of a fixed-batch input"):
+        trt_backend.check_layout([tensor("output0", False, (-1, 6, 8400), np.float16), layout[1]], "m")
     with pytest.raises(ModelError, match="one input"):
         trt_backend.check_layout([layout[1], layout[1]], "m")
 
@@ -220,21 +234,21 @@ def test_without_tensorrt_everything_imports_and_the_error_says_how_to_install(n
 def test_build_fp16_engine_with_timing_cache_then_load(fakes, tmp_path):
     trt, _ = fakes
     bundle = trt_bundle(tmp_path)
-    manifest = read_bundle(bundle).manifest.to_json()
+    typed = read_bundle(bundle)
     with pytest.raises(ModelError, match="no TensorRT engine fp16-640x640-trt10.3.0-orin-sm87"):
         Detector.load(bundle)
-    engine = build_engine(bundle, manifest, workspace_gb=1)
+    engine = build_engine(typed, workspace_gb=1)
     config = trt.configs[0]
     assert config.flags == {"FP16"} and config.pool == ("WORKSPACE", 2**30) and config.int8_calibrator is None
     with open(engine, "rb") as f:
         assert f.read() == b"ENGINE FP16"  # the plain serialized engine, nothing prepended
     record = json.loads(open(engine_paths(bundle, engine_key(ORIN, "fp16", 640, 640))[1]).read())
-    assert record["sha256"] == sha256_file(engine) and record["onnx_sha256"] == manifest["model"]["sha256"]
+    assert record["sha256"] == sha256_file(engine) and record["onnx_sha256"] == typed.manifest.model.sha256
     assert (record["tensorrt"], record["gpu"], record["compute_capability"], record["input"]) == \
         ("10.3.0", "Orin", "8.7", [640, 640])
-    assert build_engine(bundle, manifest) == engine and trt.builds == 1  # cached: no rebuild
+    assert build_engine(typed) == engine and trt.builds == 1  # cached: no rebuild
     os.remove(engine)
-    build_engine(bundle, manifest)
+    build_engine(typed)
     assert open(timing_cache_path(bundle, ORIN), "rb").read() == b"2"  # the second build reused the timing cache
     detector = Detector.load(bundle)
     assert detector.backend.name == "tensorrt" and len(detector(np.zeros((64, 64, 3), np.uint8))) == 1
@@ -245,12 +259,12 @@ def test_tensorrt_8_builds_an_explicit_batch_network_and_10_needs_no_flag(fakes,
     trt, _ = fakes
     trt.__version__ = "8.6.1"
     bundle = trt_bundle(tmp_path)
-    build_engine(bundle, read_bundle(bundle).manifest.to_json())
+    build_engine(read_bundle(bundle))
     assert trt.network_flags == 1 << trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH
-    engine = find_engine(bundle, read_bundle(bundle).manifest.to_json())
+    engine = find_engine(read_bundle(bundle))
     assert os.path.basename(engine).startswith("fp16-640x640-trt8.6.1-")
     trt.__version__ = "10.3.0"
-    build_engine(bundle, read_bundle(bundle).manifest.to_json())
+    build_engine(read_bundle(bundle))
     assert trt.network_flags == 0 and trt.builds == 2
 
 
@@ -258,7 +272,7 @@ def test_int8_from_qdq_needs_no_calibrator(fakes, tmp_path):
     trt, _ = fakes
     trt.qdq = True
     bundle = trt_bundle(tmp_path, "tensorrt-int8")
-    engine = build_engine(bundle, read_bundle(bundle).manifest.to_json())
+    engine = build_engine(read_bundle(bundle))
     assert trt.configs[0].flags == {"FP16", "INT8"} and trt.configs[0].int8_calibrator is None
     assert json.loads(open(engine[: -len(".engine")] + ".json").read())["quantization"] == "qdq"
 
@@ -266,24 +280,111 @@ def test_int8_from_qdq_needs_no_calibrator(fakes, tmp_path):
 def test_int8_from_fp32_calibrates_or_uses_the_bundle_cache(fakes, tmp_path):
     trt, _ = fakes
     bundle = trt_bundle(tmp_path, "tensorrt-int8")
-    manifest = read_bundle(bundle).manifest.to_json()
     with pytest.raises(ModelError, match="needs calibration data"):
-        build_engine(bundle, manifest)
-    build_engine(bundle, manifest, calibration=np.zeros((3, 3, 640, 640), np.float32))
+        build_engine(read_bundle(bundle))
+    build_engine(read_bundle(bundle), calibration=np.zeros((3, 3, 640, 640), np.float32))
     assert trt.calibrated_batches == 3 and open(os.path.join(bundle, "calibration.cache"), "rb").read() == \
         b"TRT-calibration 3"
     # A device build from a bundle that ships the cache: no images, TensorRT reads the cache.
     other = trt_bundle(tmp_path / "dev", "tensorrt-int8", "d")
     cache = os.path.join(other, "calibration.cache")
     os.replace(os.path.join(bundle, "calibration.cache"), cache)
-    manifest = read_bundle(other).manifest.to_json()
-    build_engine(other, {**manifest, "tensorrt": {"calibration_cache": {"file": "calibration.cache",
-                                                                        "sha256": sha256_file(cache)}}})
+    typed = read_bundle(other)
+    build_engine(with_cache(typed, sha256_file(cache)))
     assert trt.calibrated_batches == 3 and trt.builds == 2
-    manifest["input"]["height"] = 320  # another engine key, so it builds, with a cache that does not match
+    taller = replace(typed.manifest.input, height=320)  # another engine key, so it builds, with a cache that does not match
     with pytest.raises(ModelError, match="does not match the manifest"):
-        build_engine(other, {**manifest, "tensorrt": {"calibration_cache": {"file": "calibration.cache",
-                                                                           "sha256": "0" * 64}}})
+        build_engine(with_cache(replace(typed, manifest=replace(typed.manifest, input=taller)), "0" * 64))
+
+
+def with_cache(bundle: Bundle, sha256: str) -> Bundle:
+    """The bundle with a manifest that names calibration.cache with this sha256."""
+    section = TensorRTSection(BundleFile("calibration.cache", sha256))
+    return replace(bundle, manifest=replace(bundle.manifest, tensorrt=section))
+
+
+# --- dynamic batch: optimization profile, runs of 1..max images, padding of a fixed batch ------------------
+
+DYNAMIC = [("images", True, (-1, 3, 640, 640), np.float32), ("output0", False, (-1, 6, 8400), np.float32)]
+
+
+def per_image(x: np.ndarray) -> list:
+    """tiny_bundle's output for each image, its box centre moved by the image's brightness (so images differ)."""
+    out = np.repeat(OUTPUT, len(x), axis=0)
+    out[:, 0, 0] = 100 + 400 * x.reshape(len(x), -1).mean(axis=1)
+    return [out]
+
+
+def batch_bundle(tmp_path, batch=4, dynamic=True, target="tensorrt-fp16") -> str:
+    bundle = trt_bundle(tmp_path, target)
+    path = os.path.join(bundle, MANIFEST)
+    with open(path) as f:
+        manifest = json.load(f)
+    manifest["input"].update(batch=batch, dynamic_batch=dynamic)
+    with open(path, "w") as f:
+        json.dump(manifest, f)
+    return bundle
+
+
+def frames(count: int) -> list:
+    return [np.full((480, 640, 3), 20 + 35 * k, np.uint8) for k in range(count)]
+
+
+def test_dynamic_batch_engine_gets_a_profile_from_1_to_the_manifests_batch(fakes, tmp_path):
+    trt, cuda = fakes
+    trt.input_shape = (-1, 3, 640, 640)  # what the parser reads from a dynamic-batch ONNX
+    bundle = read_bundle(batch_bundle(tmp_path))
+    engine = build_engine(bundle)
+    assert os.path.basename(engine) == "fp16-640x640-b4-trt10.3.0-orin-sm87.engine"
+    assert trt.configs[0].profiles[0].shapes == {"images": ((1, 3, 640, 640), (4, 3, 640, 640), (4, 3, 640, 640))}
+    record = json.loads(open(engine[: -len(".engine")] + ".json").read())
+    assert (record["batch"], record["dynamic_batch"]) == (4, True)
+    with pytest.raises(ModelError, match="edge-convert --batch N"):  # a dynamic batch with no largest size
+        build_engine(read_bundle(batch_bundle(tmp_path / "any", batch=0)))
+
+
+def test_int8_calibration_of_a_dynamic_batch_runs_batches_of_the_profiles_opt(fakes, tmp_path):
+    trt, _ = fakes
+    trt.input_shape = (-1, 3, 640, 640)
+    build_engine(read_bundle(batch_bundle(tmp_path, target="tensorrt-int8")),
+                 calibration=np.zeros((8, 3, 640, 640), np.float32))
+    config = trt.configs[0]
+    assert config.calibration_profile is config.profiles[0] and trt.calibrated_batches == 2  # 8 images, 4 a batch
+
+
+@pytest.mark.parametrize("kind", [NamedEngine, BindingEngine])
+def test_dynamic_batch_engine_runs_any_batch_up_to_its_max(fakes, tmp_path, kind):
+    trt, cuda = fakes
+    trt.input_shape = (-1, 3, 640, 640)
+    bundle = batch_bundle(tmp_path)
+    build_engine(read_bundle(bundle))
+    trt.engines[b"ENGINE FP16"] = engine = kind(cuda, DYNAMIC, per_image, profile=(1, 4, 4))
+    detector = Detector.load(bundle)
+    assert (detector.max_batch, detector.backend.max_batch, detector.backend.dynamic_batch) == (4, 4, True)
+    alone = [detector(frame) for frame in frames(6)]
+    together = detector.batch(frames(6))  # runs of 4 and 2
+    assert [d.xyxy.tolist() for d in together] == [d.xyxy.tolist() for d in alone]
+    assert len({d.xyxy[0, 0] for d in together}) == 6  # every frame got its own image's box
+    context = detector.backend._context
+    assert [s[0] for s in context.shapes] == [1, 4, 2] and engine.profile == (1, 4, 4)  # set only when it changes
+    with pytest.raises(ModelError, match="takes 1 to 4"):
+        detector.backend.run(np.zeros((5, 3, 640, 640), np.float32))
+    detector.backend.close()
+
+
+def test_fixed_batch_engine_pads_a_short_batch(fakes, tmp_path):
+    trt, cuda = fakes
+    seen = []
+    fixed = [("images", True, (4, 3, 640, 640), np.float32), ("output0", False, (4, 6, 8400), np.float32)]
+    trt.engines[b"plan"] = NamedEngine(cuda, fixed, lambda x: seen.append(len(x)) or per_image(x))
+    (tmp_path / "m.engine").write_bytes(b"plan")
+    contract = read_bundle(batch_bundle(tmp_path, dynamic=False)).contract
+    detector = Detector(open_backend(str(tmp_path / "m.engine")), contract)
+    assert (detector.max_batch, detector.fixed_batch) == (4, 4)
+    together = detector.batch(frames(3))
+    assert seen == [4] and len(together) == 3  # one run of 4 images, the last one padding
+    assert [d.xyxy.tolist() for d in together] == [detector(f).xyxy.tolist() for f in frames(3)]
+    detector.backend.close()
 
 
 # --- the store and `edge models build-engine` ---------------------------------------------------------------
@@ -365,7 +466,7 @@ def test_real_fp16_engine_builds_and_matches_onnxruntime(tmp_path):
     pytest.importorskip("tensorrt")
     pytest.importorskip("pycuda.driver")
     out = build_tensorrt_bundle(tiny_bundle(tmp_path, "a"), "fp16", str(tmp_path / "trt"))
-    engine = find_engine(out, read_bundle(out).manifest.to_json())
+    engine = find_engine(read_bundle(out))
     with open(engine, "rb") as f:
         assert b"{" not in f.read(5)  # a plain engine: no Ultralytics-style JSON header
     trt_detector, ort_detector = Detector.load(out), Detector.load(out, backend="onnxruntime")

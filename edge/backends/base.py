@@ -24,6 +24,7 @@ class Backend(ABC):
 
     name = "base"
     releases_gil = False  # run() lets other Python threads work meanwhile, so overlapping pre/post with it pays
+    accelerated = False  # runs on a GPU or another accelerator, where a batch of frames costs little more than one
     inputs: list
     outputs: list
     metadata: dict  # key/value metadata stored in the model file (e.g. Ultralytics' ONNX metadata_props)

@@ -54,29 +54,37 @@ class OnnxRuntimeBackend(Backend):
         self.metadata = dict(self._session.get_modelmeta().custom_metadata_map)
         self.precision = weights_precision(str(path))
         self.providers = self._session.get_providers()
+        self.accelerated = self.providers[0] != "CPUExecutionProvider"  # CUDA, TensorRT, ... run the graph
         self._input_name = self.inputs[0].name
         self._output_names = [o.name for o in self.outputs]
-        self._binding, self._results = self._bind_static_outputs()
+        self._bindings: dict = {}  # batch size -> (io binding, output arrays), made on the first run of that size
 
-    def _bind_static_outputs(self) -> tuple:
-        """Preallocate the outputs once (static shapes) so a run writes into the same memory every frame."""
+    def _bind_outputs(self, batch: int) -> Optional[tuple]:
+        """Preallocate the outputs of a run of `batch` images, so every such run writes into the same memory;
+        None when an output's shape is not known beyond a dynamic batch axis."""
         dtypes = [_NUMPY_TYPES.get(o.dtype) for o in self.outputs]
-        if any(d is None for d in dtypes) or any(min(o.shape, default=0) <= 0 for o in self.outputs):
-            return None, None
+        shapes = [(batch if o.shape[:1] == (-1,) else o.shape[0], *o.shape[1:]) for o in self.outputs]
+        if any(d is None for d in dtypes) or any(min(s, default=0) <= 0 for s in shapes):
+            return None
         binding = self._session.io_binding()
         results = []
-        for info, dtype in zip(self.outputs, dtypes):
-            array = np.empty(info.shape, dtype)
-            binding.bind_output(info.name, "cpu", 0, dtype, list(array.shape), array.ctypes.data)
+        for info, dtype, shape in zip(self.outputs, dtypes, shapes):
+            array = np.empty(shape, dtype)
+            binding.bind_output(info.name, "cpu", 0, dtype, list(shape), array.ctypes.data)
             results.append(array)
         return binding, results
 
     def run(self, tensor: np.ndarray) -> list:
-        if self._binding is None:
+        batch = tensor.shape[0]
+        if batch not in self._bindings:
+            self._bindings[batch] = self._bind_outputs(batch)
+        bound = self._bindings[batch]
+        if bound is None:
             return self._session.run(self._output_names, {self._input_name: tensor})
-        self._binding.bind_cpu_input(self._input_name, tensor)
-        self._session.run_with_iobinding(self._binding)
-        return self._results
+        binding, results = bound
+        binding.bind_cpu_input(self._input_name, tensor)
+        self._session.run_with_iobinding(binding)
+        return results
 
 
 def _shape(dims) -> tuple:

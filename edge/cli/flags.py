@@ -11,7 +11,7 @@ from typing import Any, Iterator, Optional
 
 from ..errors import ConfigError, FamilyMismatch
 from ..settings import Config, ModelConfig, ThresholdsConfig
-from ..typed import ValidationError, build, field_of, scalar_type
+from ..typed import ValidationError, build, field_of, scalar_type, scalar_types
 
 FLAG_OF: dict = {}  # config key path -> the flag that sets it, for error messages
 
@@ -26,6 +26,8 @@ def setting(group: Any, flag: str, path: str, **overrides: Any) -> None:
         options["action"] = argparse.BooleanOptionalAction if nullable else "store_true"
     elif path.endswith("providers"):
         options["type"] = lambda text: [p for p in text.split(",") if p]
+    elif set(scalar_types(hint)) == {str, int}:  # a word or a number (e.g. --batch auto, --batch 4)
+        options["type"] = lambda text: int(text) if text.strip().isdigit() else text
     else:
         options["type"] = kind
         if meta["choices"]:

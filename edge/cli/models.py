@@ -82,13 +82,13 @@ def cmd_build_engine(args: argparse.Namespace) -> int:
     if not current:
         raise ModelError(f"{store.root}: no current bundle; run `edge models install BUNDLE` first")
     bundle = f"{store.root}/{current}"
-    manifest = read_bundle(bundle).manifest.to_json()
-    if not needs_engine(manifest):
-        print(f"{current}: target {manifest.get('target')!r} needs no engine build")
+    installed = read_bundle(bundle)
+    if not needs_engine(installed.manifest):
+        print(f"{current}: target {installed.target!r} needs no engine build")
         return 0
     with Progress("models build-engine", total=1, eta=False) as progress:
         with progress.step("building the TensorRT engine (this takes minutes)"):
-            engine = build_engine(bundle, manifest)
+            engine = build_engine(installed)
     print(f"{current}: engine {engine}")
     return 0
 

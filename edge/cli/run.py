@@ -25,7 +25,7 @@ def add_run_parser(sub) -> None:
                    help="synthetic[:WxH[@fps]], video file, image folder, /dev/videoN, v4l2:N, rtsp://, http(s)://, "
                         "gst:PIPELINE or picamera2[:N]; repeat for several sources (shared round-robin); replaces "
                         "the config's sources")
-    for flag in ("all-frames", "every", "max-fps", "drop", "queue-size", "max-frames", "require-sources", "overlap"):
+    for flag in ("all-frames", "every", "max-fps", "drop", "queue-size", "max-frames", "require-sources", "overlap", "batch"):
         setting(p, f"--{flag}", f"pipeline.{flag.replace('-', '_')}")
     for flag in ("width", "height", "fps", "fourcc"):
         setting(p, f"--{flag}", f"sources.{flag}", help=f"capture {flag} for every source (cameras, synthetic)")

@@ -26,7 +26,7 @@ from typing import Iterator, Optional
 
 from ..backends.tensorrt import engines
 from ..backends.tensorrt.engines import needs_engine
-from ..bundle import MANIFEST, read_bundle
+from ..bundle import MANIFEST, Bundle, read_bundle
 from ..errors import BackendUnavailable, EdgeError, ModelError
 from ..progress import Progress
 
@@ -51,12 +51,12 @@ def crash_point(step: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def build_engine(bundle_dir: str, manifest: dict) -> str:
+def build_engine(bundle: Bundle) -> str:
     """Build (or reuse) the bundle's TensorRT engine for this device under <bundle>/engines; returns its path."""
     try:
-        return engines.build_engine(bundle_dir, manifest)
+        return engines.build_engine(bundle)
     except BackendUnavailable as e:
-        raise ModelError(f"{bundle_dir}: target {manifest.get('target')!r} needs a TensorRT engine built on this "
+        raise ModelError(f"{bundle.path}: target {bundle.target!r} needs a TensorRT engine built on this "
                          f"device: {e}") from None
 
 
@@ -164,8 +164,8 @@ class Store:
                 bundle = _unpack(source, work)
             crash_point("unpacked")
             with progress.step("verifying sha256"):
-                manifest = read_bundle(bundle).manifest.to_json()
-            version = _version_name(bundle, manifest)
+                unpacked = read_bundle(bundle)
+            version = _version_name(unpacked)
             old = self.link("current")
             if version == old:
                 progress.total = progress.count  # nothing more to do
@@ -178,32 +178,32 @@ class Store:
                 except ModelError:  # a damaged copy: replace it with the fresh one
                     self._discard(target)
             fresh = not os.path.isdir(target)
-            progress.total = progress.count + (2 + needs_engine(manifest) if fresh else 0)
+            progress.total = progress.count + (2 + needs_engine(unpacked.manifest) if fresh else 0)
             if fresh:
-                if needs_engine(manifest):
+                if needs_engine(unpacked.manifest):
                     with progress.step("building the TensorRT engine (this takes minutes)"):
-                        build_engine(bundle, manifest)
+                        build_engine(unpacked)
                 crash_point("engine")
                 with progress.step("self-test"):
                     ms = self_test(bundle)
                 crash_point("selftested")
                 with progress.step("writing"):
-                    self._add(bundle, target, source, manifest, ms)
+                    self._add(unpacked, target, source, ms)
             self._activate(version)
             crash_point("switched")
             self._prune(keep)
             crash_point("pruned")
         return Change(version, True, f"installed {version}" + (f" (previous: {old})" if old else ""), old)
 
-    def _add(self, bundle: str, target: str, source: str, manifest: dict, self_test_ms: float) -> None:
+    def _add(self, bundle: Bundle, target: str, source: str, self_test_ms: float) -> None:
         """Record, fsync and rename a checked bundle into its version directory."""
-        record = {"installed_at": time.time(), "source": os.path.abspath(source), "model": manifest["model"]["file"],
-                  "family": manifest["family"], "self_test_ms": round(self_test_ms, 3)}
-        with open(os.path.join(bundle, RECORD), "w", encoding="utf-8") as f:
+        record = {"installed_at": time.time(), "source": os.path.abspath(source), "model": bundle.manifest.model.file,
+                  "family": bundle.manifest.family, "self_test_ms": round(self_test_ms, 3)}
+        with open(os.path.join(bundle.path, RECORD), "w", encoding="utf-8") as f:
             json.dump(record, f, indent=1)
-        _seal(bundle)
+        _seal(bundle.path)
         crash_point("synced")
-        os.rename(bundle, target)
+        os.rename(bundle.path, target)
         _fsync_dir(self.root)
         crash_point("renamed")
 
@@ -266,11 +266,10 @@ def _unpack(source: str, work: str) -> str:
     else:
         raise ModelError(f"{source}: not a bundle directory or a .tar/.tar.gz of one")
     source_bundle = read_bundle(root, verify=False)
-    model_path, manifest = source_bundle.model_path, source_bundle.manifest.to_json()
     bundle = os.path.join(work, "bundle")
     os.mkdir(bundle)
-    calibration = engines.calibration_cache_path(root, manifest)
-    for path in (os.path.join(root, MANIFEST), model_path, *([calibration] if calibration else [])):
+    calibration = engines.calibration_cache_path(source_bundle)
+    for path in (os.path.join(root, MANIFEST), source_bundle.model_path, *([calibration] if calibration else [])):
         shutil.copyfile(path, os.path.join(bundle, os.path.basename(path)))
     cached = os.path.join(root, engines.ENGINES)
     if os.path.isdir(cached):  # engines built where the bundle was converted: kept when they fit this device
@@ -320,13 +319,13 @@ def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, archive: str,
         shutil.copyfileobj(src, dst)
 
 
-def _version_name(bundle: str, manifest: dict) -> str:
+def _version_name(bundle: Bundle) -> str:
     """<model file stem>-<first 12 hex of the manifest's sha256>; the manifest pins the model's sha256."""
-    if not manifest["model"].get("sha256"):
-        raise ModelError(f"{bundle}: the manifest has no model.sha256; the store only installs verifiable bundles")
-    with open(os.path.join(bundle, MANIFEST), "rb") as f:
+    if not bundle.manifest.model.sha256:
+        raise ModelError(f"{bundle.path}: the manifest has no model.sha256; the store only installs verifiable bundles")
+    with open(os.path.join(bundle.path, MANIFEST), "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", os.path.splitext(manifest["model"]["file"])[0]).lstrip(".") or "model"
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", os.path.splitext(bundle.manifest.model.file)[0]).lstrip(".") or "model"
     return f"{stem}-{digest[:12]}"
 
 

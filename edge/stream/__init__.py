@@ -8,7 +8,7 @@ from .pipeline import Pipeline
 from .sources import Source, open_source, split_name
 
 PIPELINE_OPTIONS = ("sinks", "every", "max_fps", "drop", "queue_size", "max_frames", "require_sources", "backoff",
-                    "window", "analytics", "overlap")
+                    "window", "analytics", "overlap", "batch")
 
 
 def stream(detector, source: Union[str, Source, Sequence[Union[str, Source]]], *, all_frames: bool = False,
@@ -17,7 +17,7 @@ def stream(detector, source: Union[str, Source, Sequence[Union[str, Source]]], *
     thresholds, as `edge run` does), `source` a URI, a Source or a list.
 
     Pipeline options: sinks, every, max_fps, drop, queue_size, max_frames, require_sources, backoff, window,
-    analytics, overlap; the rest (width, height, fps, fourcc, model_size, ...) go to open_source. Breaking out of
+    analytics, overlap, batch; the rest (width, height, fps, fourcc, model_size, ...) go to open_source. Breaking out of
     the loop stops everything.
     """
     if isinstance(detector, (str, os.PathLike)):

@@ -1,6 +1,7 @@
 """Overlapped frame loop: preprocess frame N+1 and finish frame N-1 while the backend runs frame N.
 
-Three stages, each on one thread, joined by one-slot hand-offs so frames stay in order:
+Three stages, each on one thread, joined by one-slot hand-offs so frames stay in order (a unit of work is one
+frame, or with batching the frames of one batched inference):
 
     pick + prepare (thread "edge-prepare") -> infer (thread "edge-infer") -> finish + sinks (the caller's loop)
 
@@ -50,17 +51,24 @@ def use_overlap(mode: str, detector: Any) -> bool:
 
 @dataclass
 class Work:
-    """One frame on its way through the stages."""
+    """The frames of one inference (one frame, or a batch from several sources) on their way through the stages."""
 
-    frame: Any
+    frames: list
     detector: Any
     model: dict
     slot: int
+    batched: bool = False  # the detector's batch stages (prepare_batch/finish_batch), else its per-frame ones
     tensor: Any = None
-    transform: Any = None
+    transforms: list = field(default_factory=list)
     outputs: Optional[list] = None
     error: Optional[str] = None
     timings: dict = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """`frame 12`, or `frames a:12, b:7` for a batch."""
+        if len(self.frames) == 1:
+            return f"frame {self.frames[0].seq}"
+        return "frames " + ", ".join(f"{f.source_id}:{f.seq}" for f in self.frames)
 
 
 class Handoff:
@@ -109,14 +117,15 @@ class Handoff:
 class Overlap:
     """Runs the prepare and infer stages on their own threads; `next(idle)` hands inferred Work to the caller.
 
-    pick(idle) returns the next Frame, None (no frame within idle seconds) or anything else for the end; take()
-    returns (detector, model identity) for a picked frame (the pipeline applies pending swaps there);
-    budget() says whether another frame may start (max_frames minus frames done and in flight).
+    pick(idle, room) returns a list of frames to infer together (at most `room` of them, None: no limit), None
+    (no frame within idle seconds) or anything else for the end; take(frames) returns (detector, model identity,
+    batched) for them; room(in_flight) says how many more frames may start (max_frames minus frames done and in
+    flight; None: no limit).
     """
 
-    def __init__(self, pick: Callable, take: Callable, budget: Callable[[int], bool], stopping: threading.Event,
-                 min_period: float = 0.0, just_in_time: bool = False):
-        self.pick, self.take, self.budget, self.stopping, self.min_period = pick, take, budget, stopping, min_period
+    def __init__(self, pick: Callable, take: Callable, room: Callable[[int], Optional[int]],
+                 stopping: threading.Event, min_period: float = 0.0, just_in_time: bool = False):
+        self.pick, self.take, self.room, self.stopping, self.min_period = pick, take, room, stopping, min_period
         self.just_in_time = just_in_time
         self._seconds = {"preprocess": 0.0, "inference": 0.0}  # running means of the two stages
         self._inferring_since: Optional[float] = None  # perf_counter() when the backend started the current frame
@@ -150,10 +159,10 @@ class Overlap:
                 raise item
             return item
 
-    def done(self) -> None:
-        """The caller finished (or dropped) one Work."""
+    def done(self, work: Work) -> None:
+        """The caller finished (or dropped) this Work's frames."""
         with self._lock:
-            self.in_flight -= 1
+            self.in_flight -= len(work.frames)
 
     def close(self, timeout: float = 5.0) -> None:
         """End the stage threads (frames still in flight are dropped)."""
@@ -186,12 +195,12 @@ class Overlap:
         return free_at - 1.5 * self._seconds["preprocess"] - 0.002 - time.perf_counter()
 
     def _prepare_loop(self) -> None:
-        """Pick the freshest frame once the backend is free for the next one, preprocess it into the free slot."""
+        """Pick the freshest frames once the backend is free for the next run, preprocess them into the free slot."""
         next_at, count = 0.0, 0
         while self._to_infer.wait_empty():
             with self._lock:
-                room, empty = self.budget(self.in_flight), self.in_flight == 0
-            if not room:  # max_frames reached unless a frame in flight fails
+                room, empty = self.room(self.in_flight), self.in_flight == 0
+            if room is not None and room <= 0:  # max_frames reached unless a frame in flight fails
                 if empty:
                     break
                 self.stopping.wait(0.005)
@@ -199,22 +208,26 @@ class Overlap:
             pause = max(next_at - time.monotonic(), self._until_backend_free())
             if pause > 0 and self.stopping.wait(pause):
                 break
-            frame = self.pick(0.5)
-            if frame is None:
+            frames = self.pick(0.5, room)
+            if frames is None:
                 continue
-            if not hasattr(frame, "image"):
+            if not isinstance(frames, list):
                 break
             next_at = time.monotonic() + self.min_period
             with self._lock:
-                self.in_flight += 1
-            detector, model = self.take(frame)
-            work = Work(frame, detector, model, slot=count % 2)
+                self.in_flight += len(frames)
+            detector, model, batched = self.take(frames)
+            work = Work(frames, detector, model, slot=count % 2, batched=batched)
             count += 1
             t0 = time.perf_counter()
             try:
-                work.tensor, work.transform = detector.prepare(frame.image, work.slot)
+                if batched:
+                    work.tensor, work.transforms = detector.prepare_batch([f.image for f in frames], work.slot)
+                else:
+                    work.tensor, transform = detector.prepare(frames[0].image, work.slot)
+                    work.transforms = [transform]
             except Exception as e:
-                work.error = f"preprocess failed on frame {frame.seq}: {e}"
+                work.error = f"preprocess failed on {work.describe()}: {e}"
             work.timings["preprocess"] = self._measured("preprocess", t0)
             if not self._to_infer.put(work):
                 return
@@ -235,7 +248,7 @@ class Overlap:
                 try:
                     work.outputs = [np.array(o, copy=True) for o in work.detector.infer(work.tensor)]
                 except Exception as e:
-                    work.error = f"inference failed on frame {work.frame.seq}: {e}"
+                    work.error = f"inference failed on {work.describe()}: {e}"
                 self._inferring_since = None
                 work.timings["inference"] = self._measured("inference", t0)
             work.tensor = None  # the slot is free again

@@ -1,4 +1,8 @@
-"""Pipeline: capture threads -> one detector (round-robin over sources) -> events -> sinks.
+"""Pipeline: capture threads -> one detector (round-robin over sources, or batches across them) -> events -> sinks.
+
+With several sources and a model that takes a batch (`batch`, edge/stream/batching.py), the frames that are ready
+on different sources at the same moment go through one inference (one frame per source, sources in turn, no
+waiting for the others); each frame still gets its own event, in order per source.
 
 Scheduling: a live source (camera, stream) keeps only its latest frame, a finite one (video file, image folder)
 queues every frame, and `all_frames` makes live sources queue every frame too.
@@ -17,10 +21,11 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Iterator, Optional, Sequence
+from typing import Iterator, Optional, Sequence, Union
 
 import numpy as np
 
+from .batching import use_batch
 from .capture import CaptureWorker, FrameQueue
 from .events import detections_event, model_identity
 from .overlap import Overlap, Work, use_overlap
@@ -30,7 +35,7 @@ from .sources import Frame, Source
 log = logging.getLogger("edge")
 
 STAGES = ("preprocess", "inference", "postprocess", "capture_to_result")
-_END = object()  # _next_frame: stopping, or every source has ended
+_END = object()  # _next_frames: stopping, or every source has ended
 
 
 class Rolling:
@@ -84,10 +89,12 @@ class Pipeline:
     def __init__(self, detector, sources: Sequence[Source], sinks: Sequence[Sink] = (), *, all_frames: bool = False,
                  every: int = 1, max_fps: Optional[float] = None, drop: Optional[str] = None, queue_size: int = 8,
                  max_frames: Optional[int] = None, require_sources: bool = False, backoff: tuple = (0.5, 10.0),
-                 window: int = 512, analytics: Sequence = (), media=None, overlap: str = "auto"):
+                 window: int = 512, analytics: Sequence = (), media=None, overlap: str = "auto",
+                 batch: Union[str, int] = "auto"):
         """analytics: a SourceAnalytics (edge/stream/analytics.py) or None per source, in the order of sources;
         media: an edge.stream.media.Media saving snapshots and clips of their events; overlap: auto|on|off, run
-        preprocess and postprocess beside inference (edge/stream/overlap.py)."""
+        preprocess and postprocess beside inference (edge/stream/overlap.py); batch: auto|on|off or the most
+        frames per batch, batch frames across sources (edge/stream/batching.py)."""
         if not sources:
             raise ValueError("a pipeline needs at least one source")
         self.detector, self.sources = detector, list(sources)
@@ -106,6 +113,8 @@ class Pipeline:
         self._by_id = {w.source.id: w for w in self.workers}
         self.model = model_identity(detector)
         self.overlapped = use_overlap(overlap, detector)
+        self.batch_mode = batch
+        self.batch_size = use_batch(batch, detector, len(self.sources))  # frames per inference, 1: one by one
         self.latency = {stage: Rolling(window) for stage in STAGES}
         self._done_times: deque = deque(maxlen=64)
         self.started_at: Optional[float] = None
@@ -159,7 +168,7 @@ class Pipeline:
             self._shutdown()
 
     def _one_by_one(self, idle: Optional[float]) -> Iterator[Optional[dict]]:
-        """The sequential frame loop: pick, detect, emit."""
+        """The sequential frame loop: pick (a frame, or a batch across sources), detect, emit."""
         next_at = 0.0
         while self.max_frames is None or self.inferred < self.max_frames:
             pause = next_at - time.monotonic()
@@ -169,21 +178,19 @@ class Pipeline:
                 if idle is not None and time.monotonic() < next_at:
                     yield None
                     continue
-            frame = self._next_frame(idle)
-            if frame is _END:
+            frames = self._next_frames(idle, self._room(0))
+            if frames is _END:
                 break
-            if frame is None:
+            if frames is None:
                 yield None
                 continue
             next_at = time.monotonic() + self.min_period
-            event = self._process(frame)
-            if event is not None:
-                yield event
+            yield from self._process(frames)
 
     def _overlapped(self, idle: Optional[float]) -> Iterator[Optional[dict]]:
         """The overlapped frame loop: frames are picked and prepared, and inferred, on two threads; this one
         finishes them in order, so sinks and analytics keep running on the caller's thread."""
-        overlap = Overlap(self._next_frame, self._take, self._budget, self._stopping, self.min_period,
+        overlap = Overlap(self._next_frames, self._take, self._room, self._stopping, self.min_period,
                           just_in_time=self._latest)
         overlap.start()
         try:
@@ -194,10 +201,9 @@ class Pipeline:
                     continue
                 if not isinstance(work, Work):
                     break
-                event = self._finish(work)
-                overlap.done()
-                if event is not None:
-                    yield event
+                events = self._finish(work)
+                overlap.done(work)
+                yield from events
         finally:
             overlap.close()
 
@@ -226,19 +232,29 @@ class Pipeline:
         self.reloads["failed"] += 1
         self.reloads["last_error"] = error
 
-    def _next_frame(self, idle: Optional[float]):
-        """The next queued frame, taking sources in turn; None after `idle` seconds without one; _END when
-        stopping or every source has ended."""
+    def _next_frames(self, idle: Optional[float], room: Optional[int] = None):
+        """The next queued frames to detect together: one from each source that has one ready, sources taken in
+        turn, at most the batch size (and `room`) of them, at least one; None after `idle` seconds without any;
+        _END when stopping or every source has ended. A pending model swap takes effect here."""
+        if self._swaps:
+            self.detector, self.model = self._swaps.popleft()
+            self.reloads["succeeded"] += 1
+            self.batch_size = use_batch(self.batch_mode, self.detector, len(self.sources))
+        limit = self.batch_size if room is None else max(1, min(self.batch_size, room))
         deadline = None if idle is None else time.monotonic() + idle
         with self._ready:
             while not self._stopping.is_set():
-                n = len(self.workers)
+                n, start, frames = len(self.workers), self._turn, []
                 for k in range(n):
-                    i = (self._turn + k) % n
+                    i = (start + k) % n
                     frame = self.workers[i].queue.get_nowait()
                     if frame is not None:
+                        frames.append(frame)
                         self._turn = i + 1
-                        return frame
+                        if len(frames) == limit:
+                            break
+                if frames:
+                    return frames
                 if all(w.done for w in self.workers):
                     return _END
                 wait = 0.5 if deadline is None else deadline - time.monotonic()
@@ -247,41 +263,45 @@ class Pipeline:
                 self._ready.wait(min(0.5, wait))
         return _END
 
-    def _take(self, frame: Frame) -> tuple:
-        """(detector, model identity) for a frame about to be detected: a pending swap takes effect here."""
-        if self._swaps:
-            self.detector, self.model = self._swaps.popleft()
-            self.reloads["succeeded"] += 1
-        self.last_frame = frame
-        return self.detector, self.model
+    def _take(self, frames: list) -> tuple:
+        """(detector, model identity, batched) for frames picked to be detected together."""
+        self.last_frame = frames[-1]
+        return self.detector, self.model, self.batch_size > 1
 
-    def _budget(self, in_flight: int) -> bool:
-        """Whether one more frame may start with `in_flight` frames between picking and their event."""
-        return self.max_frames is None or self.inferred + in_flight < self.max_frames
+    def _room(self, in_flight: int) -> Optional[int]:
+        """How many more frames may start with `in_flight` between picking and their event (None: no limit)."""
+        return None if self.max_frames is None else self.max_frames - self.inferred - in_flight
 
-    def _process(self, frame: Frame) -> Optional[dict]:
-        """Detect, measure, build the event and fan it out; a detector fault is logged and the frame skipped."""
-        detector, model = self._take(frame)
+    def _process(self, frames: list) -> list:
+        """Detect, measure, build the events and fan them out; a detector fault is logged and the frames skipped."""
+        detector, model, batched = self._take(frames)
         try:
-            detections = detector(frame.image)
+            results = detector.batch([f.image for f in frames]) if batched else [detector(frames[0].image)]
         except Exception as e:
-            self._failed(frame, f"inference failed on frame {frame.seq}: {e}")
-            return None
-        return self._emit(frame, detections, dict(detector.timing_ms), model)
+            for frame in frames:
+                self._failed(frame, f"inference failed on frame {frame.seq}: {e}")
+            return []
+        timings = detector.timing_ms  # of the whole batch: what each of its frames waited for
+        return [self._emit(f, d, dict(timings), model) for f, d in zip(frames, results)]
 
-    def _finish(self, work: Work) -> Optional[dict]:
-        """Decode and NMS an inferred frame of the overlapped loop, then emit it (or log its fault)."""
+    def _finish(self, work: Work) -> list:
+        """Decode and NMS the inferred frames of the overlapped loop, then emit them (or log their fault)."""
         if work.error is not None:
-            self._failed(work.frame, work.error)
-            return None
+            for frame in work.frames:
+                self._failed(frame, work.error)
+            return []
         t0 = time.perf_counter()
         try:
-            detections = work.detector.finish(work.outputs, work.transform)
+            if work.batched:
+                results = work.detector.finish_batch(work.outputs, work.transforms)
+            else:
+                results = [work.detector.finish(work.outputs, work.transforms[0])]
         except Exception as e:
-            self._failed(work.frame, f"postprocess failed on frame {work.frame.seq}: {e}")
-            return None
+            for frame in work.frames:
+                self._failed(frame, f"postprocess failed on {work.describe()}: {e}")
+            return []
         work.timings["postprocess"] = (time.perf_counter() - t0) * 1e3
-        return self._emit(work.frame, detections, work.timings, work.model)
+        return [self._emit(f, d, dict(work.timings), work.model) for f, d in zip(work.frames, results)]
 
     def _failed(self, frame: Frame, error: str) -> None:
         """Record and log a detector fault; the frame is skipped."""

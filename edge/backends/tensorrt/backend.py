@@ -101,14 +101,25 @@ def tensor_layout(engine, trt, named: bool) -> list:
 
 
 def check_layout(layout: list, where: str) -> None:
-    """One static-shape input and at least one output, as the detector runs them."""
+    """One input and at least one output, static but for a dynamic batch axis, as the detector runs them."""
     inputs = [t for t in layout if t.is_input]
     if len(inputs) != 1 or len(layout) < 2:
         raise ModelError(f"{where}: expected one input and at least one output, the engine has "
                          f"{len(inputs)} input(s) and {len(layout) - len(inputs)} output(s)")
-    dynamic = [t.name for t in layout if any(d < 0 for d in t.shape)]
+    dynamic = [t.name for t in layout if any(d < 0 for d in t.shape[1:])]
     if dynamic:
         raise ModelError(f"{where}: dynamic shapes on {', '.join(dynamic)}; build the engine from a fixed-size ONNX")
+    if inputs[0].shape[0] > 0 and any(t.shape[0] < 0 for t in layout):
+        raise ModelError(f"{where}: dynamic batch on outputs of a fixed-batch input")
+
+
+def profile_max_batch(engine, name: str, index: int, named: bool) -> int:
+    """The largest batch of optimization profile 0 (TensorRT's dynamic shapes need the max to size buffers)."""
+    if named:
+        _, _, largest = engine.get_tensor_profile_shape(name, 0)
+    else:
+        _, _, largest = engine.get_profile_shape(0, index)
+    return int(largest[0])
 
 
 class TensorRTBackend(Backend):
@@ -116,6 +127,7 @@ class TensorRTBackend(Backend):
 
     name = "tensorrt"
     releases_gil = True
+    accelerated = True
 
     def __init__(self, path: str, device: int = 0):
         path = str(path)
@@ -140,6 +152,7 @@ class TensorRTBackend(Backend):
         self._input: Any = next((h, d) for t, h, d in pairs if t.is_input)
         self._outputs = [(h, d) for t, h, d in pairs if not t.is_input]
         self._results = [h for h, _ in self._outputs]
+        self._batch = 0 if self.dynamic_batch else self.max_batch  # the batch the context's input shape holds
         self.inputs = [TensorInfo(t.name, t.shape, t.dtype.name) for t in layout if t.is_input]
         self.outputs = [TensorInfo(t.name, t.shape, t.dtype.name) for t in layout if not t.is_input]
         self.metadata = {}  # by design: an engine carries no metadata, the manifest does
@@ -155,8 +168,15 @@ class TensorRTBackend(Backend):
             self._named = uses_tensor_api(self._engine, self._context)
             layout = tensor_layout(self._engine, trt, self._named)
             check_layout(layout, path)
+            index, first = next((i, t) for i, t in enumerate(layout) if t.is_input)
+            self.dynamic_batch = first.shape[0] < 0
+            self.max_batch = (profile_max_batch(self._engine, first.name, index, self._named)
+                              if self.dynamic_batch else first.shape[0])
+            self._input_index = index
             self._stream = cuda.Stream()
-            self._host_buffers = [cuda.pagelocked_empty(t.shape, t.dtype) for t in layout]
+            # A dynamic batch axis gets buffers for the profile's largest batch; a run uses their first rows.
+            self._host_buffers = [cuda.pagelocked_empty((self.max_batch if t.shape[0] < 0 else t.shape[0],
+                                                         *t.shape[1:]), t.dtype) for t in layout]
             self._device_buffers = [cuda.mem_alloc(h.nbytes) for h in self._host_buffers]
             if self._named:
                 for t, d in zip(layout, self._device_buffers):
@@ -166,20 +186,35 @@ class TensorRTBackend(Backend):
 
     def run(self, tensor: np.ndarray) -> list:
         host_in, device_in = self._input
+        batch = tensor.shape[0] if self.dynamic_batch else self.max_batch
+        if not 0 < batch <= self.max_batch:
+            raise ModelError(f"a batch of {batch} images; this engine takes 1 to {self.max_batch}")
+        host_in = host_in[:batch]
         np.copyto(host_in, tensor.reshape(host_in.shape), casting="same_kind")
         cuda, stream = self._cuda, self._stream
         with self._gpu:
+            if batch != self._batch:
+                self._set_batch(batch)
             cuda.memcpy_htod_async(device_in, host_in, stream)
             if self._named:
                 ok = self._context.execute_async_v3(stream.handle)
             else:
                 ok = self._context.execute_async_v2(self._bindings, stream.handle)
             for host, device in self._outputs:
-                cuda.memcpy_dtoh_async(host, device, stream)
+                cuda.memcpy_dtoh_async(host[:batch], device, stream)
             stream.synchronize()
         if not ok:
             raise ModelError("TensorRT could not enqueue the inference (see the TensorRT log above)")
-        return self._results
+        return self._results if batch == self.max_batch else [r[:batch] for r in self._results]
+
+    def _set_batch(self, batch: int) -> None:
+        """Tell the context the input shape of the next runs (dynamic batch only)."""
+        shape = (batch, *self.inputs[0].shape[1:])
+        if self._named:
+            self._context.set_input_shape(self.inputs[0].name, shape)
+        else:
+            self._context.set_binding_shape(self._input_index, shape)
+        self._batch = batch
 
     def close(self) -> None:
         if self._gpu is None:

@@ -20,7 +20,7 @@ from typing import Optional
 
 import numpy as np
 
-from ...bundle import sha256_file
+from ...bundle import Bundle, Manifest, sha256_file
 from ...errors import ModelError
 from . import backend as trt_backend
 from .calibrator import CalibrationBatches, make_calibrator, read_cache
@@ -55,23 +55,31 @@ def current_platform() -> Platform:
         gpu.release()
 
 
-def needs_engine(manifest: dict) -> bool:
+def needs_engine(manifest: Manifest) -> bool:
     """True when the bundle targets TensorRT but ships ONNX: the engine is built on the device."""
-    return str(manifest.get("target", "")).startswith("tensorrt") and manifest["model"].get("format") == "onnx"
+    return manifest.target.startswith("tensorrt") and manifest.model.format == "onnx"
 
 
-def precision_of(manifest: dict) -> str:
+def precision_of(manifest: Manifest) -> str:
     """'fp16' or 'int8' from the manifest's target tensorrt-<precision>."""
-    target = str(manifest.get("target", ""))
+    target = manifest.target
     precision = target.partition("-")[2]
     if not target.startswith("tensorrt-") or precision not in PRECISIONS:
         raise ModelError(f"target {target!r}: expected one of {', '.join('tensorrt-' + p for p in PRECISIONS)}")
     return precision
 
 
-def engine_key(platform: Platform, precision: str, height: int, width: int) -> str:
-    """'<precision>-<H>x<W>-trt<version>-<gpu>-sm<cc>': one name per engine that is not interchangeable."""
-    return f"{_safe(precision)}-{int(height)}x{int(width)}-{platform.tag}"
+def engine_key(platform: Platform, precision: str, height: int, width: int, batch: int = 1) -> str:
+    """'<precision>-<H>x<W>[-b<batch>]-trt<version>-<gpu>-sm<cc>': one name per engine that is not
+    interchangeable (batch: the largest batch, named when it is not 1)."""
+    batched = f"-b{int(batch)}" if batch != 1 else ""
+    return f"{_safe(precision)}-{int(height)}x{int(width)}{batched}-{platform.tag}"
+
+
+def bundle_engine_key(bundle: Bundle, platform: Platform) -> str:
+    """The engine key of a bundle's model on `platform`."""
+    spec = bundle.manifest.input
+    return engine_key(platform, precision_of(bundle.manifest), spec.height, spec.width, spec.batch)
 
 
 def engine_paths(bundle_dir: str, key: str) -> tuple:
@@ -85,39 +93,36 @@ def timing_cache_path(bundle_dir: str, platform: Platform) -> str:
     return os.path.join(bundle_dir, ENGINES, f"timing-{platform.tag}.cache")
 
 
-def calibration_cache_path(bundle_dir: str, manifest: dict) -> Optional[str]:
+def calibration_cache_path(bundle: Bundle) -> Optional[str]:
     """The calibration cache the manifest names, checked against its sha256; None when there is none."""
-    entry = (manifest.get("tensorrt") or {}).get("calibration_cache")
-    if not entry:
+    entry = bundle.manifest.tensorrt.calibration_cache if bundle.manifest.tensorrt else None
+    if entry is None:
         return None
-    name = entry.get("file", "")
-    if name in ("", ".", "..") or "/" in name or "\\" in name:
-        raise ModelError(f"{bundle_dir}: tensorrt.calibration_cache.file must be a file name, got {name!r}")
-    path = os.path.join(bundle_dir, name)
-    if not os.path.isfile(path) or sha256_file(path) != entry.get("sha256"):
+    path = os.path.join(bundle.path, entry.file)  # the manifest's schema makes `file` a plain file name
+    if not os.path.isfile(path) or sha256_file(path) != entry.sha256:
         raise ModelError(f"{path}: the calibration cache is missing or does not match the manifest's sha256")
     return path
 
 
-def find_engine(bundle_dir: str, manifest: dict, platform: Optional[Platform] = None, verify: bool = True) -> str:
+def find_engine(bundle: Bundle, platform: Optional[Platform] = None, verify: bool = True) -> str:
     """The cached engine for this device, or a ModelError saying how to build it."""
     platform = platform or current_platform()
-    spec = manifest["input"]
-    key = engine_key(platform, precision_of(manifest), spec["height"], spec["width"])
-    engine, sidecar = engine_paths(bundle_dir, key)
+    manifest = bundle.manifest
+    key = bundle_engine_key(bundle, platform)
+    engine, sidecar = engine_paths(bundle.path, key)
     record = _read_record(sidecar)
-    if record is None or not os.path.isfile(engine) or record.get("onnx_sha256") != manifest["model"].get("sha256"):
-        raise ModelError(f"{bundle_dir}: no TensorRT engine {key} for this device yet; build it with "
-                         f"`edge models build-engine` (installed bundles) or `edge-convert {bundle_dir} --target "
-                         f"{manifest.get('target')}` here")
+    if record is None or not os.path.isfile(engine) or record.get("onnx_sha256") != manifest.model.sha256:
+        raise ModelError(f"{bundle.path}: no TensorRT engine {key} for this device yet; build it with "
+                         f"`edge models build-engine` (installed bundles) or `edge-convert {bundle.path} --target "
+                         f"{manifest.target}` here")
     if verify and sha256_file(engine) != record.get("sha256"):
         raise ModelError(f"{engine}: sha256 does not match {os.path.basename(sidecar)}; delete both and rebuild "
                          "with `edge models build-engine`")
     return engine
 
 
-def build_engine(bundle_dir: str, manifest: dict, calibration: Optional[np.ndarray] = None,
-                 workspace_gb: float = 2.0, calibrator: str = "entropy") -> str:
+def build_engine(bundle: Bundle, calibration: Optional[np.ndarray] = None, workspace_gb: float = 2.0,
+                 calibrator: str = "entropy") -> str:
     """Build (or reuse) this device's engine for the bundle; returns the engine path.
 
     `calibration` ((N, *input shape) float32, pre-processed as the runtime does) is only used for an int8 engine
@@ -125,35 +130,36 @@ def build_engine(bundle_dir: str, manifest: dict, calibration: Optional[np.ndarr
     """
     platform = current_platform()
     try:
-        return find_engine(bundle_dir, manifest, platform)
+        return find_engine(bundle, platform)
     except ModelError:
         pass
-    precision, spec = precision_of(manifest), manifest["input"]
-    key = engine_key(platform, precision, spec["height"], spec["width"])
-    engine_path, sidecar = engine_paths(bundle_dir, key)
+    manifest, spec = bundle.manifest, bundle.manifest.input
+    precision, key = precision_of(manifest), bundle_engine_key(bundle, platform)
+    engine_path, sidecar = engine_paths(bundle.path, key)
     os.makedirs(os.path.dirname(engine_path), exist_ok=True)
     trt, cuda = trt_backend.import_tensorrt()
     started = time.monotonic()
     gpu = trt_backend.CudaContext(cuda)
     try:
         with gpu:
-            quantization = _build(trt, cuda, bundle_dir, manifest, engine_path, timing_cache_path(bundle_dir, platform),
+            quantization = _build(trt, cuda, bundle, engine_path, timing_cache_path(bundle.path, platform),
                                   calibration, workspace_gb, calibrator)
     finally:
         gpu.release()
     record = {"key": key, "tensorrt": platform.tensorrt, "gpu": platform.gpu,
               "compute_capability": platform.compute_capability, "precision": precision,
-              "input": [spec["height"], spec["width"]], "quantization": quantization,
-              "onnx_sha256": manifest["model"].get("sha256"), "sha256": sha256_file(engine_path),
+              "input": [spec.height, spec.width], "batch": spec.batch, "dynamic_batch": spec.dynamic_batch,
+              "quantization": quantization,
+              "onnx_sha256": manifest.model.sha256, "sha256": sha256_file(engine_path),
               "built_at": time.time(), "build_seconds": round(time.monotonic() - started, 1)}
     _write_atomic(sidecar, (json.dumps(record, indent=1) + "\n").encode())  # last: the sidecar marks it complete
     return engine_path
 
 
-def _build(trt, cuda, bundle_dir: str, manifest: dict, engine_path: str, timing_path: str, calibration,
-           workspace_gb: float, calibrator: str) -> Optional[str]:
+def _build(trt, cuda, bundle: Bundle, engine_path: str, timing_path: str, calibration, workspace_gb: float,
+           calibrator: str) -> Optional[str]:
     """Parse the ONNX, configure the builder, write the engine and timing cache; returns the int8 quantization."""
-    onnx_path = os.path.join(bundle_dir, manifest["model"]["file"])
+    manifest, onnx_path = bundle.manifest, bundle.model_path
     builder = trt.Builder(trt_backend.trt_logger(trt))
     network = builder.create_network(_network_flags(trt))
     parser = trt.OnnxParser(network, trt_backend.trt_logger(trt))
@@ -163,13 +169,18 @@ def _build(trt, cuda, bundle_dir: str, manifest: dict, engine_path: str, timing_
             raise ModelError(f"{onnx_path}: TensorRT's ONNX parser refused it: {'; '.join(errors)[:300]}")
     config = builder.create_builder_config()
     _set_workspace(config, trt, int(workspace_gb * 2**30))
+    profile = _batch_profile(builder, network, manifest.input, onnx_path)
+    if profile is not None:
+        config.add_optimization_profile(profile)
     config.set_flag(trt.BuilderFlag.FP16)  # int8 engines keep fp16 for the layers int8 cannot run
     quantization = None
     if precision_of(manifest) == "int8":
         config.set_flag(trt.BuilderFlag.INT8)
         quantization = "qdq" if _explicitly_quantized(network, trt) else "calibration"
         if quantization == "calibration":
-            config.int8_calibrator = _calibrator(trt, cuda, network, bundle_dir, manifest, calibration, calibrator)
+            config.int8_calibrator = _calibrator(trt, cuda, network, bundle, calibration, calibrator)
+            if profile is not None:
+                config.set_calibration_profile(profile)  # calibrates on batches of the profile's opt size
     if not config.set_timing_cache(config.create_timing_cache(read_cache(timing_path) or b""), False):
         config.set_timing_cache(config.create_timing_cache(b""), False)  # a cache from another build: start afresh
     serialized = builder.build_serialized_network(network, config)
@@ -180,19 +191,39 @@ def _build(trt, cuda, bundle_dir: str, manifest: dict, engine_path: str, timing_
     return quantization
 
 
-def _calibrator(trt, cuda, network, bundle_dir: str, manifest: dict, calibration, algorithm: str):
+def _calibrator(trt, cuda, network, bundle: Bundle, calibration, algorithm: str):
     """The int8 calibrator: the bundle's calibration cache, else batches of `calibration` (writing a new cache)."""
-    cache = calibration_cache_path(bundle_dir, manifest)
+    cache = calibration_cache_path(bundle)
     if cache is None and calibration is None:
-        raise ModelError(f"{bundle_dir}: an int8 engine from an fp32 ONNX needs calibration data: convert with "
+        raise ModelError(f"{bundle.path}: an int8 engine from an fp32 ONNX needs calibration data: convert with "
                          "edge-convert --target tensorrt-int8 --calib IMAGES, or from an int8 QDQ ONNX")
     if cache is None:
-        cache = os.path.join(bundle_dir, CALIBRATION_CACHE)
+        cache = os.path.join(bundle.path, CALIBRATION_CACHE)
         if os.path.exists(cache):  # not in the manifest: stale, and TensorRT would prefer it to the new data
             os.remove(cache)
     shape = tuple(network.get_input(0).shape)
-    batches = CalibrationBatches(calibration, shape[0], shape[1:]) if calibration is not None else None
+    batch = shape[0] if shape[0] > 0 else bundle.manifest.input.batch
+    batches = CalibrationBatches(calibration, batch, shape[1:]) if calibration is not None else None
     return make_calibrator(trt, cuda, batches, cache, algorithm)
+
+
+def _batch_profile(builder, network, spec, where: str):
+    """The optimization profile of a dynamic batch axis, None for a fixed-batch network: min 1 (a fixed batch in
+    the manifest: that batch), opt and max the manifest's batch, so full batches run the kernels tuned for them."""
+    tensor = network.get_input(0)
+    shape = tuple(tensor.shape)
+    if shape[0] > 0:
+        return None
+    if spec.batch < 1:
+        raise ModelError(f"{where}: the ONNX has a dynamic batch and the manifest no largest batch, which TensorRT "
+                         "needs: convert it with edge-convert --batch N")
+    if any(d < 0 for d in shape[1:]):
+        raise ModelError(f"{where}: dynamic image axes {shape}; export the ONNX at a fixed input size")
+    image = shape[1:]
+    profile = builder.create_optimization_profile()
+    profile.set_shape(tensor.name, (1 if spec.dynamic_batch else spec.batch, *image), (spec.batch, *image),
+                      (spec.batch, *image))
+    return profile
 
 
 def _network_flags(trt) -> int:
