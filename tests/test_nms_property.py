@@ -195,16 +195,25 @@ def test_max_det_zero_keeps_nothing():
 
 @SETTINGS
 @given(data=detections(st.one_of(grid_boxes(), float_boxes())), iou=thresholds, max_det=max_dets)
-def test_per_box_loop_path_matches_reference(monkeypatch_nms_loop, data, iou, max_det):
-    """Large inputs take the one-row-at-a-time path; force it on small ones and compare with the reference."""
+def test_sweep_path_matches_reference_on_small_inputs(sweep_path_only, data, iou, max_det):
+    """Inputs this small take the plain-Python path; force the numpy x-sweep on them and compare with the reference."""
     boxes, scores, _ = data
     check(nms(boxes, scores, iou, max_keep=max_det), ref_nms(boxes, scores, iou_threshold=iou, max_det=max_det))
 
 
+@SETTINGS
+@given(detections(grid_boxes()), thresholds, max_dets, st.booleans())
+def test_class_aware_sweep_path_matches_reference(sweep_path_only, data, iou, max_det, agnostic):
+    """The same for non_max_suppression: class offsets and the sweep, against the reference."""
+    boxes, scores, classes = data
+    expected = ref_nms(boxes, scores, classes, iou, max_det, agnostic)
+    check(non_max_suppression(boxes, scores, classes, iou, max_det, agnostic), expected)
+
+
 @pytest.fixture(scope="module")
-def monkeypatch_nms_loop():
-    """Set the IoU-matrix limit to 0 for this test so every call takes the per-box loop."""
+def sweep_path_only():
+    """No input takes the plain-Python path (a module fixture: hypothesis runs many examples per test call)."""
     import edge.nms as module
-    saved, module.MATRIX_LIMIT = module.MATRIX_LIMIT, 0
+    saved, module.PYTHON_BOXES = module.PYTHON_BOXES, 0
     yield
-    module.MATRIX_LIMIT = saved
+    module.PYTHON_BOXES = saved
