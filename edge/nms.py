@@ -7,8 +7,10 @@ from typing import Optional
 
 import numpy as np
 
-PYTHON_BOXES = 300  # up to this many candidates a plain-Python greedy pass is tried first
-PYTHON_PAIRS = 1200  # IoU checks it may make before it hands over to the x-sweep (about 1 ms)
+# Up to this many candidates a plain-Python greedy pass is tried first, and it hands over to the x-sweep after this
+# many IoU checks (about 0.2 ms): measured on YOLO11n COCO and DAMO-YOLO demo candidates, Python wins below ~45 boxes.
+PYTHON_BOXES = 48
+PYTHON_PAIRS = 400
 PAIR_CHUNK = 1 << 16  # pairs scored per step: temporaries stay small (fresh large arrays cost page faults)
 
 
