@@ -191,6 +191,8 @@ class HttpConfig:
     token_credential: Optional[str] = spec("systemd credential holding the bearer token", None, pattern=CREDENTIAL)
     max_age: float = spec("/readyz fails when the last frame or inference is older, seconds", 10.0,
                           exclusive_minimum=0.0)
+    preview_fps: float = spec("most frames a second sent to each /stream.mjpg viewer (each is a JPEG encoded on the "
+                              "device; newer frames in between are skipped)", 5.0, exclusive_minimum=0.0, maximum=1000.0)
 
 
 @dataclass

@@ -124,6 +124,34 @@ def test_mjpeg_stream_sends_annotated_frames(served):
         assert second.shape == first.shape and not np.array_equal(first, second)
 
 
+def test_preview_rate_is_capped(served):
+    """Frames published every 5 ms, preview_fps 10: parts still come at least 0.1 s apart (a slower machine only
+    spaces them more), so the device encodes at most 10 JPEGs a second for this viewer."""
+    sink, status, base = served(preview_fps=10)
+    stop = threading.Event()
+
+    def publish() -> None:
+        n = 0
+        while not stop.is_set():
+            sink.publish(event(n), image(n % 200), detections())
+            n += 1
+            time.sleep(0.005)
+    publisher = threading.Thread(target=publish)
+    publisher.start()
+    try:
+        with urllib.request.urlopen(base + "/stream.mjpg", timeout=30) as stream:
+            read_part(stream)
+            t0 = time.monotonic()
+            read_part(stream)
+            read_part(stream)
+            elapsed = time.monotonic() - t0
+    finally:
+        stop.set()
+        publisher.join()
+    assert elapsed >= 0.2 - 0.01  # two periods of 1/10 s (less a clock tick)
+    assert sink.counters.snapshot()["published"] > 10  # frames were there to send: the cap spaced the parts
+
+
 def test_close_ends_open_streams(served):
     sink, status, base = served()
     sink.publish(event(0), image(0), detections())

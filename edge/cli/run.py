@@ -43,6 +43,7 @@ def add_run_parser(sub) -> None:
     setting(g, "--http-token", "sinks.http.token", metavar="TOKEN",
             help="bearer token (required off loopback; or EDGE_HTTP_TOKEN)")
     setting(g, "--http-max-age", "sinks.http.max_age", metavar="S")
+    setting(g, "--http-preview-fps", "sinks.http.preview_fps", metavar="FPS")
     setting(g, "--webhook", "sinks.webhook.url", metavar="URL", help="POST each event to this URL")
     setting(g, "--webhook-timeout", "sinks.webhook.timeout", metavar="S")
     setting(g, "--webhook-retries", "sinks.webhook.retries", metavar="N")

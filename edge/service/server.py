@@ -243,12 +243,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True
-        seq = 0
+        seq, due = 0, 0.0
         try:
             while True:
+                # at most preview_fps parts a second: each is a JPEG encoded here, on the device's CPU
+                if sink.closing_within(due - time.monotonic()):
+                    return
                 seq, jpeg = sink.jpeg(seq, wait=True, source=source)
                 if jpeg is None:
                     return
+                due = time.monotonic() + sink.preview_period
                 # three writes straight to the socket: every viewer sends the one shared JPEG, never a copy
                 head = b"--%s\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % (BOUNDARY, len(jpeg))
                 self.wfile.write(head)
@@ -267,18 +271,21 @@ class HttpServer(Sink):
     def from_settings(cls, settings: HttpConfig, media_dir: Optional[str] = None) -> "HttpServer":
         """The server `sinks.http` describes, its token read from the environment or a systemd credential."""
         token = settings.token or secret(settings.token_env, settings.token_credential, "sinks.http.token")
-        return cls(settings.listen, token=token, max_age=settings.max_age, media_dir=media_dir)
+        return cls(settings.listen, token=token, max_age=settings.max_age, media_dir=media_dir,
+                   preview_fps=settings.preview_fps)
 
     def __init__(self, address: str = DEFAULT_HTTP, token: Optional[str] = None, max_age: float = 10.0,
                  jpeg_quality: int = 80, max_viewers: int = 8, recent: int = 10,
-                 media_dir: Optional[str] = None) -> None:
-        """media_dir: where edge.stream.media saves event files, served under /media/."""
+                 media_dir: Optional[str] = None, preview_fps: float = 5.0) -> None:
+        """media_dir: where edge.stream.media saves event files, served under /media/; preview_fps: the most MJPEG
+        parts a second per viewer."""
         self.host, self.port = parse_address(address)
         self.token = token or os.environ.get(TOKEN_ENV) or None
         if not is_loopback(self.host) and not self.token:
             raise SinkError(f"http: {self.host} is reachable from other machines; set a bearer token "
                             f"(--http-token or {TOKEN_ENV}) or bind to 127.0.0.1")
         self.max_age, self.jpeg_quality, self.media_dir = max_age, jpeg_quality, media_dir
+        self.preview_period = 1.0 / preview_fps
         self.counters = SinkStats()
         self.registry = CollectorRegistry(auto_describe=False)
         self.latest_event: Optional[dict] = None
@@ -359,6 +366,13 @@ class HttpServer(Sink):
                 done = (seq, buf.tobytes() if ok else None)
             self._encoded[source] = done
             return done
+
+    def closing_within(self, seconds: float) -> bool:
+        """Wait up to `seconds` (none when <= 0); True when the server is closing."""
+        with self._cond:
+            if seconds > 0:
+                self._cond.wait_for(lambda: self._closing, timeout=seconds)
+            return self._closing
 
     def status_document(self) -> dict:
         """The /api/status document (edge/schema/status.schema.json)."""
