@@ -180,7 +180,7 @@ def bench_cold(args: argparse.Namespace, imgsz: int) -> dict:
     env = dict(os.environ, YOLO_OFFLINE="1", PYTHONPATH=path)
     yolo_bin = args.yolo_bin or shutil.which("yolo") or str(Path(sys.executable).with_name("yolo"))
     commands = {}
-    if (ROOT / "edge" / "cli.py").exists():
+    if (ROOT / "edge" / "__main__.py").exists():
         commands["edge"] = [args.edge_python or sys.executable, "-m", "edge", "detect", model, image, "--json"]
     if os.path.exists(yolo_bin):
         commands["ultralytics"] = [yolo_bin, "predict", "task=detect", f"model={model}", f"source={image}",
