@@ -1,5 +1,6 @@
-"""Streaming benchmark: (a) raw backend loop, (a2) Detector loop on decoded frames, (b) the pipeline with all_frames, (c) Ultralytics predict(stream=True),
-and a live-paced 30 fps source through the latest-frame pipeline (capture-to-result latency, drops). Prints JSON.
+"""Streaming benchmark: (a) raw backend loop, (a2) Detector loop on decoded frames, (b) the pipeline with all_frames,
+(c) Ultralytics predict(stream=True), and a live-paced 30 fps source through the latest-frame pipeline
+(capture-to-result latency, drops). Prints JSON.
 
     PYTHONPATH=. python bench/stream_bench.py --models ../shared/models/yolo11n.onnx ../shared/models/yolo11n_int8.tflite \
         --images ../shared/coco/val2017 --frames 150 --ultralytics-python /work/ultra-venv/bin/python

@@ -8,12 +8,12 @@ import jsonschema
 import pytest
 import yaml
 
+from edge.errors import ConfigError
 from edge.service.config import SCHEMA_PATH, json_schema, load, parse, schema_text
 from edge.service.server import HttpServer
 from edge.stream.sinks import open_sinks
 from edge.stream.sinks.jsonl import JsonlSink
 from edge.stream.sinks.mqtt import MqttSink
-from edge.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "config.yaml"
 MINIMAL = {"model": {"path": "/var/lib/edge/models/current"}, "sources": [{"uri": "synthetic"}]}

@@ -52,9 +52,9 @@ def single_output(box_logits: np.ndarray, scores: np.ndarray, anchors: np.ndarra
     """The Detect head's own arithmetic: DFL expectation, (anchor -/+ ltrb) -> centre/size, times stride, + scores."""
     z = box_logits[0].reshape(4, 16, -1).astype(np.float64)
     p = np.exp(z - z.max(axis=1, keepdims=True))
-    l, t, r, b = (p * np.arange(16)[None, :, None]).sum(axis=1) / p.sum(axis=1)
+    left, t, r, b = (p * np.arange(16)[None, :, None]).sum(axis=1) / p.sum(axis=1)
     ax, ay, stride = anchors
-    x1, y1, x2, y2 = ax - l, ay - t, ax + r, ay + b
+    x1, y1, x2, y2 = ax - left, ay - t, ax + r, ay + b
     xywh = np.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1]) * stride
     return np.concatenate([xywh[None], scores], axis=1).astype(np.float32)
 

@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import yaml
 
-from edge.service import doctor, health
 from edge.cli import main
+from edge.service import doctor, health
 
 from .stream_helpers import tiny_model
 

@@ -184,7 +184,9 @@ def _i420_with_stride(bgr, stride):
     h, w = bgr.shape[:2]
     yuv = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)
     y, u, v = yuv[:h], yuv[h:h + h // 4].reshape(h // 2, w // 2), yuv[h + h // 4:].reshape(h // 2, w // 2)
-    pad = lambda plane, width: np.pad(plane, ((0, 0), (0, width - plane.shape[1])))
+
+    def pad(plane: np.ndarray, width: int) -> np.ndarray:
+        return np.pad(plane, ((0, 0), (0, width - plane.shape[1])))
     flat = np.concatenate([pad(y, stride).ravel(), pad(u, stride // 2).ravel(), pad(v, stride // 2).ravel()])
     return flat.reshape(h * 3 // 2, stride)
 
