@@ -89,12 +89,13 @@ def test_preview_viewers_are_capped(server):
         conn.request("GET", "/stream.mjpg")
         response = conn.getresponse()
         assert response.status == 200 and response.readline() == b"--frame\r\n"
-        viewers.append(conn)
+        viewers.append((conn, response))  # the response holds the socket: dropping it would make the viewer leave
     conn = http.client.HTTPConnection(*address, timeout=10)
     conn.request("GET", "/stream.mjpg")
     response = conn.getresponse()
     assert response.status == 503 and "at most 2" in json.loads(response.read())["error"]
-    viewers.pop().close()
+    for half in viewers.pop():
+        half.close()
     conn = http.client.HTTPConnection(*address, timeout=10)
 
     def third_viewer_gets_in() -> bool:
@@ -105,8 +106,9 @@ def test_preview_viewers_are_capped(server):
         return response.status == 200
 
     assert wait_until(third_viewer_gets_in, timeout=10, interval=0.2)  # a viewer slot frees when one leaves
-    for v in viewers:
-        v.close()
+    for viewer in viewers:
+        for half in viewer:
+            half.close()
 
 
 def test_a_burst_of_probes_is_answered(server):
