@@ -97,6 +97,9 @@ def cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     daemon.start()  # a file that cannot be read, a required source that is down: one error line, nothing else
     if hasattr(daemon, "pipeline"):  # unset when a SIGTERM came during the model load
         log.info("%s", thresholds_used(daemon.pipeline.detector, given(args))[1])
+        loop = daemon.pipeline.loop()
+        log.info("frame loop: %s, %d frame(s) per inference (--overlap, --batch)",
+                 "overlapped" if loop["overlap"] else "one stage at a time", loop["batch"])
         if getattr(args, "stdout_sink", False):
             log.info("no sink given (--jsonl, --mqtt, --http, --webhook or the config's sinks): printing the events "
                      "to stdout as JSON lines")

@@ -188,7 +188,7 @@ class _Handler(BaseHTTPRequestHandler):
         source: Optional[str] = (parse_qs(url.query).get("source") or [""])[0] or None
         if path == "/healthz":
             self._json(200, {"status": "alive", "uptime_s": round(time.monotonic() - sink.started_monotonic, 3),
-                             "sources": sink.source_states()})
+                             "sources": sink.source_states(), "loop": sink.status().get("loop")})
         elif path == "/readyz":
             reasons = sink.not_ready()
             self._json(503 if reasons else 200, {"ready": not reasons, "reasons": reasons})

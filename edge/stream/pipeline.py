@@ -334,6 +334,10 @@ class Pipeline:
                 handle.publish(area_event, None, detections)
         return event
 
+    def loop(self) -> dict:
+        """How frames go through the detector: overlapped stages or one by one, and frames per inference."""
+        return {"overlap": self.overlapped, "batch": self.batch_size}
+
     def status(self) -> dict:
         """Snapshot of model, counters, rates and latencies (what sinks report as health and metrics)."""
         times = list(self._done_times)
@@ -345,6 +349,7 @@ class Pipeline:
             "inferred": self.inferred,
             "last_inference_at": times[-1] if times else None,
             "fps": round(fps, 2),
+            "loop": self.loop(),
             "latency_ms": {stage: rolling.summary() for stage, rolling in self.latency.items()},
             "sources": {w.source.id: w.stats.snapshot() for w in self.workers},
             "sinks": {h.name: h.stats() for h in self.sinks},
