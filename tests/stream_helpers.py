@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Tuple
 
 import cv2
 import numpy as np
@@ -88,3 +89,20 @@ class ScriptedSource(Source):
 
     def close(self):
         self.closed.set()
+
+
+def consume_then_stop(pipeline, after: int, timeout: float) -> Tuple[list, bool]:
+    """Iterate `pipeline` on a thread, stop it from there after `after` events: (events seen, thread still alive)."""
+    seen: list = []
+
+    def consume():
+        for event in pipeline:
+            seen.append(event)
+            if len(seen) == after:
+                pipeline.stop()
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    thread.join(timeout)
+    return seen, thread.is_alive()
+

@@ -1,7 +1,6 @@
 """Batching across sources in the pipeline: the same events as one frame at a time, per source and in order, with
 overlap off and on; padding of a fixed batch; live sources, hot swap, faults and shutdown between batches."""
 import logging
-import threading
 from dataclasses import replace
 
 import cv2
@@ -17,7 +16,7 @@ from edge.stream.batching import use_batch
 from edge.stream.pipeline import Pipeline
 from edge.stream.sources import open_source
 
-from .stream_helpers import ScriptedSource
+from .stream_helpers import ScriptedSource, consume_then_stop
 from .test_batch import dynamic_copy, fixed_copy, same
 from .test_overlap import comparable, stage_threads
 from .test_pipeline import ListSink
@@ -148,18 +147,8 @@ def test_stop_mid_stream_between_batches(dynamic):
     sink = ListSink()
     live = [ScriptedSource(f"cam{k}", frames=10_000, period=0.002, source_id=f"cam{k}") for k in range(2)]
     pipeline = Pipeline(load(dynamic), live, [sink], all_frames=True, overlap="on", batch="on")
-    seen = []
-
-    def consume():
-        for event in pipeline:
-            seen.append(event)
-            if len(seen) == 6:
-                pipeline.stop()
-
-    thread = threading.Thread(target=consume)
-    thread.start()
-    thread.join(20)
-    assert not thread.is_alive() and sink.closed and sink.events == seen and stage_threads() == []
+    seen, alive = consume_then_stop(pipeline, after=6, timeout=20)
+    assert not alive and sink.closed and sink.events == seen and stage_threads() == []
     for k in range(2):
         seqs = [e["seq"] for e in seen if e["source"] == f"cam{k}"]
         assert seqs == list(range(len(seqs)))  # in order, none lost before the stop

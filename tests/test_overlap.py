@@ -12,7 +12,7 @@ from edge.stream.overlap import use_overlap
 from edge.stream.pipeline import Pipeline
 from edge.stream.sources import open_source
 
-from .stream_helpers import ScriptedSource, SlowDetector, tiny_detector, tiny_model, write_video
+from .stream_helpers import ScriptedSource, SlowDetector, consume_then_stop, tiny_detector, tiny_model, write_video
 from .test_pipeline import ListSink
 
 
@@ -89,18 +89,8 @@ def test_stop_mid_stream_finishes_frames_in_flight(tiny):
     sink = ListSink()
     pipeline = Pipeline(SlowDetector(tiny, 0.005), [open_source("synthetic:32x32@0")], [sink], all_frames=True,
                         overlap="on")
-    seen = []
-
-    def consume():
-        for event in pipeline:
-            seen.append(event)
-            if len(seen) == 5:
-                pipeline.stop()
-
-    thread = threading.Thread(target=consume)
-    thread.start()
-    thread.join(10)
-    assert not thread.is_alive() and sink.closed and sink.events == seen
+    seen, alive = consume_then_stop(pipeline, after=5, timeout=10)
+    assert not alive and sink.closed and sink.events == seen
     assert [e["seq"] for e in seen] == list(range(len(seen))) and 5 <= len(seen) <= 8
     assert stage_threads() == []
 

@@ -180,7 +180,7 @@ def test_status_snapshot_shape(detector):
     list(pipeline)
     status = pipeline.status()
     assert set(status) == {"model", "started_at", "inferred", "last_inference_at", "fps", "latency_ms", "sources",
-                           "sinks", "model_reloads", "analytics"}
+                           "sinks", "model_reloads", "analytics", "loop"}
     assert status["model_reloads"] == {"succeeded": 0, "failed": 0, "last_error": None}
     assert status["inferred"] == 4 and status["model"]["family"] == "yolo11"
     assert set(status["latency_ms"]) == {"capture_to_result", "preprocess", "inference", "postprocess"}
