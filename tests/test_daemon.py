@@ -3,6 +3,7 @@
 with a hot model swap that loses no frame."""
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -229,3 +230,4 @@ def test_sighup_hot_swaps_the_model_without_losing_frames(tmp_path):
     switch = models.index("second.onnx")
     assert 0 < switch and set(models[:switch]) == {"first.onnx"} and set(models[switch:]) == {"second.onnx"}
     assert "reload failed, the running model stays" in err and "model reloads: 1 succeeded, 1 failed" in err
+    assert re.search(r"reload: now running \S*second\.onnx \(conf [0-9.]+, iou [0-9.]+, max_det \d+", err), err

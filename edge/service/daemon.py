@@ -162,7 +162,8 @@ class Daemon:
             self_test(detector, frame.image, found)
             self.pipeline.swap_detector(detector)
             self.model_key = key
-            log.info("reload: now running %s", detector.model_path)
+            log.info("reload: now running %s (conf %s, iou %s, max_det %s, multi_label %s)", detector.model_path,
+                     detector.conf, detector.iou, detector.max_det, "on" if detector.multi_label else "off")
             self._outcome = f"reloaded; model {os.path.basename(detector.model_path)}"
         except Exception as e:
             message = str(e) or type(e).__name__
