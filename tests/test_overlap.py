@@ -42,8 +42,9 @@ def test_same_events_with_overlap_on_and_off(demo, tmp_path):
     for mode in ("off", "on"):
         pipeline = Pipeline(demo, [open_source(video, realtime=False)], all_frames=True, overlap=mode)
         assert pipeline.overlapped == (mode == "on")
-        assert pipeline.status()["loop"] == {"overlap": mode == "on", "batch": 1}  # what /healthz and the log say
+        assert pipeline.status()["loop"] == {"overlap": mode == "on", "batch": 1, "frames_per_inference": None}
         runs[mode] = [comparable(e) for e in pipeline]
+        assert pipeline.status()["loop"]["frames_per_inference"] == 1.0  # what /healthz says
     assert [r[1] for r in runs["on"]] == list(range(30))  # one event per frame, in order
     assert runs["on"] == runs["off"] and sum(len(r[2]) for r in runs["on"]) > 30
     assert len({r[2] for r in runs["on"]}) > 10  # detections differ frame to frame, so a mix-up would show

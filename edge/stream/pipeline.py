@@ -119,6 +119,7 @@ class Pipeline:
         self._done_times: deque = deque(maxlen=64)
         self.started_at: Optional[float] = None
         self.inferred = 0
+        self._picks = [0, 0]  # inferences started, frames in them: how full batches are
         self._turn = 0
         self._running = False
         self._loop_thread: Optional[int] = None
@@ -266,6 +267,8 @@ class Pipeline:
     def _take(self, frames: list) -> tuple:
         """(detector, model identity, batched) for frames picked to be detected together."""
         self.last_frame = frames[-1]
+        self._picks[0] += 1
+        self._picks[1] += len(frames)
         return self.detector, self.model, self.batch_size > 1
 
     def _room(self, in_flight: int) -> Optional[int]:
@@ -335,8 +338,11 @@ class Pipeline:
         return event
 
     def loop(self) -> dict:
-        """How frames go through the detector: overlapped stages or one by one, and frames per inference."""
-        return {"overlap": self.overlapped, "batch": self.batch_size}
+        """How frames go through the detector: overlapped stages or one by one, the most frames per inference and
+        how many one held on average so far (None before the first)."""
+        runs, frames = self._picks
+        return {"overlap": self.overlapped, "batch": self.batch_size,
+                "frames_per_inference": round(frames / runs, 2) if runs else None}
 
     def status(self) -> dict:
         """Snapshot of model, counters, rates and latencies (what sinks report as health and metrics)."""
