@@ -48,14 +48,26 @@ def run(detector, video: str, analytics) -> float:
     return (time.perf_counter() - start) / frames
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--frames", type=int, default=120)
+def demo_setup(description: str, frames: int) -> tuple:
+    """(arguments, the demo's sample video, the demo detector at its demo thresholds) for an on/off bench."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--frames", type=int, default=frames)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--json", help="also write the result here")
     args = p.parse_args()
     video = write_sample(str(Path(tempfile.mkdtemp()) / "sample.avi"), args.frames)
-    detector = Detector.load(BUNDLE, conf=0.4, multi_label=False, agnostic=True)
+    return args, video, Detector.load(BUNDLE, conf=0.4, multi_label=False, agnostic=True)
+
+
+def report(result: dict, path) -> None:
+    """Print the result as JSON, and write it to `path` when given."""
+    print(json.dumps(result, indent=2))
+    if path:
+        Path(path).write_text(json.dumps(result, indent=2) + "\n")
+
+
+def main() -> None:
+    args, video, detector = demo_setup(__doc__.splitlines()[0], 120)
     zones = [parse_zone("bottom=0,240,640,240,640,480,0,480"), parse_zone("left=0,0,320,0,320,480,0,480")]
     lines = [parse_line("mid=0,240,640,240"), parse_line("centre=320,0,320,480")]
     off, on, inside = [], [], []
@@ -69,9 +81,7 @@ def main() -> None:
     result = {"frames": args.frames, "repeats": args.repeats, "zones": len(zones), "lines": len(lines),
               "objects_per_frame": 5, "frame_ms_off": round(best_off * 1e3, 3), "frame_ms_on": round(best_on * 1e3, 3),
               "ratio_on_off": round(best_on / best_off, 4), "analytics_ms_per_frame": round(min(inside) * 1e3, 4)}
-    print(json.dumps(result, indent=2))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    report(result, args.json)
 
 
 if __name__ == "__main__":

@@ -5,18 +5,17 @@ media off vs snapshots + clips (a clip is being written most of the time), inter
 """
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from edge import Detector  # noqa: E402
-from edge.cli.demo import FPS, write_sample  # noqa: E402
-from edge.demo import BUNDLE  # noqa: E402
+from analytics_bench import demo_setup, report  # noqa: E402
+
+from edge.cli.demo import FPS  # noqa: E402
 from edge.settings import MediaConfig, TrackingConfig  # noqa: E402
 from edge.stream.analytics import SourceAnalytics  # noqa: E402
 from edge.stream.media import Media  # noqa: E402
@@ -42,13 +41,7 @@ def run(detector, video: str, media_dir) -> tuple[float, dict]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--frames", type=int, default=150)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--json", help="also write the result here")
-    args = p.parse_args()
-    video = write_sample(str(Path(tempfile.mkdtemp()) / "sample.avi"), args.frames)
-    detector = Detector.load(BUNDLE, conf=0.4, multi_label=False, agnostic=True)
+    args, video, detector = demo_setup(__doc__.splitlines()[0], 150)
     off, on, stats = [], [], {}
     run(detector, video, None)  # warm-up
     for _ in range(args.repeats):  # interleaved so drift hits both sides alike
@@ -59,9 +52,7 @@ def main() -> None:
     result = {"frames": args.frames, "repeats": args.repeats, "frame_ms_off": round(best_off * 1e3, 3),
               "frame_ms_media": round(best_on * 1e3, 3), "ratio_media_off": round(best_on / best_off, 4),
               "media_stats_last_run": stats}
-    print(json.dumps(result, indent=2))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    report(result, args.json)
 
 
 if __name__ == "__main__":
