@@ -14,6 +14,7 @@ from .backends.tensorrt.engines import find_engine, needs_engine
 from .bundle import is_bundle, read_bundle
 from .contract import THRESHOLD_KEYS, Contract
 from .decode import DecodeContext, decode_format, make_anchors
+from .decode.quantized import Dequantize
 from .detections import Detections
 from .errors import ContractError, FamilyMismatch, ModelError
 from .nms import non_max_suppression
@@ -50,9 +51,16 @@ class Detector:
         self.max_batch = spec.batch
         self.fixed_batch = 0 if spec.dynamic_batch else spec.batch
         self._batches = [BatchPreprocessor(spec, self.fixed_batch or 1)]  # one per slot (overlapped pipelines use 2)
-        self._dequantizers = [_Dequantizer(o) for o in backend.outputs]
-        self._best_scores = np.empty(max(0, *backend.outputs[0].shape[1:]), np.float32)
         self._format = decode_format(contract.decode.format)
+        self._dequantizers = tuple(Dequantize(o.quant_scale, o.quant_zero_point) for o in backend.outputs)
+        integer = [d.scale for d, o in zip(self._dequantizers, backend.outputs)
+                   if d.scale and o.dtype in ("int8", "uint8", "int16")]
+        # A format that selects on integers takes them as they are (positive scales keep their order); any other
+        # gets whole outputs dequantized first.
+        self._dequantize_whole = bool(integer) and not (self._format.quantized and min(integer) > 0)
+        dtypes = {o.dtype for o in backend.outputs}
+        best_dtype = dtypes.pop() if len(dtypes) == 1 and not self._dequantize_whole else "float32"
+        self._best_scores = np.empty(max(0, *backend.outputs[0].shape[1:]), best_dtype)
         self._anchors = (make_anchors(contract.input.height, contract.input.width, contract.decode.strides,
                                       self._format.anchors) if self._format.anchors is not None else None)
         self.timing_ms = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
@@ -169,11 +177,12 @@ class Detector:
 
     def candidates(self, outputs: list) -> tuple:
         """Raw outputs -> (boxes xyxy in input pixels, scores, class ids) above the confidence threshold."""
-        outputs = [dq(o) for dq, o in zip(self._dequantizers, outputs)]
+        if self._dequantize_whole:
+            outputs = [dq.whole(o) for dq, o in zip(self._dequantizers, outputs)]
         decode = self.contract.decode
         size = (self.contract.input.width, self.contract.input.height) if decode.normalized else (1.0, 1.0)
         context = DecodeContext(decode, len(self.names), self.conf, self.multi_label, size, self._anchors,
-                                self._best_scores)
+                                self._best_scores, self._dequantizers)
         return self._format.decode(outputs, context)
 
     def select(self, boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
@@ -215,24 +224,6 @@ class Detector:
         detector = Detector(self.backend, self.contract, model_path=self.model_path, **settings)
         detector.thresholds_from = {k: "given" if k in thresholds else v for k, v in self.thresholds_from.items()}
         return detector
-
-
-class _Dequantizer:
-    """Integer output -> float32 into a reused buffer: real = (q - zero_point) * scale."""
-
-    def __init__(self, info):
-        self.scale = info.quant_scale
-        self.zero_point = info.quant_zero_point
-        self._buffer = None
-
-    def __call__(self, q: np.ndarray) -> np.ndarray:
-        if not self.scale or q.dtype.kind == "f":
-            return q
-        if self._buffer is None or self._buffer.shape != q.shape:
-            self._buffer = np.empty(q.shape, np.float32)
-        np.subtract(q, self.zero_point, out=self._buffer, dtype=np.float32)
-        self._buffer *= np.float32(self.scale)
-        return self._buffer
 
 
 def _check_contract(backend: Backend, contract: Contract, where: str) -> None:

@@ -9,6 +9,7 @@ from typing import Optional
 
 import numpy as np
 
+from .quantized import IDENTITY
 from .yolo11 import select_candidates
 
 
@@ -22,19 +23,23 @@ def make_anchors(height: int, width: int, strides: tuple, offset: float) -> np.n
 
 
 def decode_dfl(box_logits: np.ndarray, scores: np.ndarray, anchors: np.ndarray, conf: float,
-               multi_label: bool = False, best_buffer: Optional[np.ndarray] = None) -> tuple:
+               multi_label: bool = False, best_buffer: Optional[np.ndarray] = None,
+               dequantize: tuple = (IDENTITY, IDENTITY)) -> tuple:
     """Candidates from bin logits [1,4*B,N] (side-major) + scores [1,nc,N], either axis order, as (boxes, scores, ids).
 
     Only anchors above conf are integrated: softmax over the B bins of each side, expectation = ltrb distance in
-    stride units, box = (anchor -/+ distance) * stride.
+    stride units, box = (anchor -/+ distance) * stride. `dequantize` (box logits, scores): integer outputs are
+    selected on their integers and only the candidates' values dequantized.
     """
     n = anchors.shape[1]
     logits = _rows(box_logits, n, "box logits")
     cls = _rows(scores, n, "scores")
     if logits.shape[0] % 4:
         raise ValueError(f"box logits {box_logits.shape} are not 4 sides x bins")
-    picked, kept, class_ids = select_candidates(cls, conf, multi_label, best_buffer)
-    left, top, right, bottom = dfl_distances(logits[:, picked].reshape(4, logits.shape[0] // 4, len(picked)))
+    box_dequantize, score_dequantize = dequantize
+    picked, kept, class_ids = select_candidates(cls, conf, multi_label, best_buffer, score_dequantize)
+    bins = box_dequantize(logits[:, picked]).reshape(4, logits.shape[0] // 4, len(picked))
+    left, top, right, bottom = dfl_distances(bins)
     ax, ay, stride = anchors[:, picked]
     boxes = np.stack([(ax - left) * stride, (ay - top) * stride, (ax + right) * stride, (ay + bottom) * stride], axis=1)
     return boxes.astype(np.float32), kept.astype(np.float32), class_ids.astype(np.int64)

@@ -45,7 +45,8 @@ def _dfl_fits(boxes_first: bool):
 
 
 def _yolo11(outputs: list, ctx: DecodeContext) -> tuple:
-    return decode_yolo11(outputs[0], ctx.num_classes, ctx.conf, ctx.multi_label, ctx.scale, ctx.best_scores)
+    return decode_yolo11(outputs[0], ctx.num_classes, ctx.conf, ctx.multi_label, ctx.scale, ctx.best_scores,
+                         ctx.dequantize[0])
 
 
 def _yolo11_end2end(outputs: list, ctx: DecodeContext) -> tuple:
@@ -60,11 +61,12 @@ def _grid(ctx: DecodeContext) -> np.ndarray:
 
 
 def _yolo11_dfl(outputs: list, ctx: DecodeContext) -> tuple:  # (box logits, scores)
-    return decode_dfl(outputs[0], outputs[1], _grid(ctx), ctx.conf, ctx.multi_label, ctx.best_scores)
+    return decode_dfl(outputs[0], outputs[1], _grid(ctx), ctx.conf, ctx.multi_label, ctx.best_scores, ctx.dequantize)
 
 
 def _damo_yolo_dfl(outputs: list, ctx: DecodeContext) -> tuple:  # (scores, box logits): DAMO-YOLO's own order
-    return decode_dfl(outputs[1], outputs[0], _grid(ctx), ctx.conf, ctx.multi_label, ctx.best_scores)
+    return decode_dfl(outputs[1], outputs[0], _grid(ctx), ctx.conf, ctx.multi_label, ctx.best_scores,
+                      ctx.dequantize[::-1])
 
 
 def _damo_yolo(outputs: list, ctx: DecodeContext) -> tuple:
@@ -77,16 +79,17 @@ def _damo_yolo_head(outputs: list, ctx: DecodeContext) -> tuple:
     return decode_damo_yolo(scores, boxes, ctx.conf, ctx.multi_label)
 
 
-register_format(DecodeFormat("yolo11", "yolo11", 1, "[1,4+nc,N] cxcywh + class scores", _yolo11_fits, _yolo11))
+register_format(DecodeFormat("yolo11", "yolo11", 1, "[1,4+nc,N] cxcywh + class scores", _yolo11_fits, _yolo11,
+                             quantized=True))
 register_format(DecodeFormat("yolo11-end2end", "yolo11", 1, "[1,K,6] x1,y1,x2,y2,score,class after NMS in the graph",
                              _end2end_fits, _yolo11_end2end, nms=False))
 register_format(DecodeFormat("yolo11-dfl", "yolo11", 2, "DFL box logits [1,4*reg_max,N] + scores [1,nc,N], each with "
                              "its own quantization (anchors = cell centres of each stride level)", _dfl_fits(True),
-                             _yolo11_dfl, anchors=0.5, reg_max=REG_MAX_IS_BINS))
+                             _yolo11_dfl, anchors=0.5, reg_max=REG_MAX_IS_BINS, quantized=True))
 register_format(DecodeFormat("damo-yolo", "damo-yolo", 2, "scores [1,N,C] + xyxy boxes [1,N,4]", _damo_yolo_fits,
                              _damo_yolo))
 register_format(DecodeFormat("damo-yolo-head", "damo-yolo", 6, "3 class maps + 3 DFL maps of reg_max+1 bins per side",
                              _damo_head_fits, _damo_yolo_head, reg_max=REG_MAX_IS_LAST_BIN, strides=3))
 register_format(DecodeFormat("damo-yolo-dfl", "damo-yolo", 2, "scores [1,N,C] + DFL box logits [1,N,4*(reg_max+1)] "
                              "(anchors = cell top-left corners)", _dfl_fits(False), _damo_yolo_dfl, anchors=0.0,
-                             reg_max=REG_MAX_IS_LAST_BIN))
+                             reg_max=REG_MAX_IS_LAST_BIN, quantized=True))

@@ -27,7 +27,8 @@ class DecodeContext(NamedTuple):
     multi_label: bool
     scale: tuple  # (w, h) to multiply normalized boxes by; (1.0, 1.0) when boxes are in input pixels
     anchors: Optional[np.ndarray]  # (3, N) anchor x, y, stride of a grid format; None otherwise
-    best_scores: np.ndarray  # float32 scratch, one per anchor, reused for the per-anchor best score
+    best_scores: np.ndarray  # scratch of the scores' dtype, one per anchor, reused for the per-anchor best score
+    dequantize: tuple  # one Dequantize per output (integer -> real values; identity for float outputs)
 
 
 @dataclass(frozen=True)
@@ -39,11 +40,14 @@ class DecodeFormat:
     outputs: int  # tensors the model must have, in this order
     layout: str  # the tensors in words (the manifest schema's description)
     fits: Callable[[list, Any], Optional[str]]  # (output shapes, Contract) -> None, or the shapes it needs
-    decode: Callable[[list, DecodeContext], tuple]  # float outputs -> (boxes xyxy input px, scores, class ids)
+    decode: Callable[[list, DecodeContext], tuple]  # outputs -> (boxes xyxy input px, scores, class ids)
     anchors: Optional[float] = None  # anchor position in its grid cell (0.5 centre, 0 corner); None: no grid
     reg_max: str = ""  # what decode.reg_max counts (REG_MAX_IS_*); "" when the format has no DFL bins
     strides: int = 0  # stride levels the format needs (0: any number)
     nms: bool = True  # False when the graph already ran NMS
+    # True: the decoder takes integer outputs as they are and dequantizes only what it selects (ctx.dequantize);
+    # False: it is given float outputs (integer ones dequantized whole first).
+    quantized: bool = False
 
     def bins(self, reg_max: int) -> int:
         """DFL bins per box side for a manifest's reg_max."""
