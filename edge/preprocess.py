@@ -27,13 +27,11 @@ class FrameTransform:
 
     def boxes_to_frame(self, xyxy: np.ndarray, clip: bool = True) -> np.ndarray:
         """Map (N, 4) input-pixel boxes back to frame pixels, in place, optionally clipped to the frame."""
-        xyxy[:, 0::2] -= self.pad_x
-        xyxy[:, 1::2] -= self.pad_y
-        xyxy[:, 0::2] /= self.gain_x
-        xyxy[:, 1::2] /= self.gain_y
+        # (x, y, x, y) rows in float32: the same float32 arithmetic as column by column (x -= pad_x, x /= gain_x, ...).
+        xyxy -= np.array((self.pad_x, self.pad_y) * 2, np.float32)
+        xyxy /= np.array((self.gain_x, self.gain_y) * 2, np.float32)
         if clip:
-            np.clip(xyxy[:, 0::2], 0, self.frame_width, out=xyxy[:, 0::2])
-            np.clip(xyxy[:, 1::2], 0, self.frame_height, out=xyxy[:, 1::2])
+            np.clip(xyxy, 0, np.array((self.frame_width, self.frame_height) * 2, np.float32), out=xyxy)
         return xyxy
 
 
