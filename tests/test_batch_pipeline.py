@@ -122,7 +122,9 @@ def test_swap_takes_effect_between_batches(dynamic, tmp_path, overlap):
         batches.setdefault((event["timings_ms"]["preprocess"], event["timings_ms"]["inference"]), set()).add(
             event["model"]["id"])
     assert all(len(ids) == 1 for ids in batches.values()) and len(batches) < 24  # never a batch of two models
-    assert 1 < pipeline.status()["loop"]["frames_per_inference"] <= 2  # two sources: batches of one or two frames
+    loop = pipeline.status()["loop"]
+    assert 1 < loop["frames_per_inference"] <= 2  # two sources: batches of one or two frames
+    assert 12 <= loop["inferences"] < 24 and loop["frames_per_inference"] == round(24 / loop["inferences"], 2)
     assert [[e[1] for e in v] for v in per_source(events).values()] == [list(range(12))] * 2  # every frame once
 
 

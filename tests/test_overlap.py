@@ -42,7 +42,7 @@ def test_same_events_with_overlap_on_and_off(demo, tmp_path):
     for mode in ("off", "on"):
         pipeline = Pipeline(demo, [open_source(video, realtime=False)], all_frames=True, overlap=mode)
         assert pipeline.overlapped == (mode == "on")
-        assert pipeline.status()["loop"] == {"overlap": mode == "on", "batch": 1, "frames_per_inference": None}
+        assert pipeline.status()["loop"] == {"overlap": mode == "on", "batch": 1, "inferences": 0, "frames_per_inference": None}
         runs[mode] = [comparable(e) for e in pipeline]
         assert pipeline.status()["loop"]["frames_per_inference"] == 1.0  # what /healthz says
     assert [r[1] for r in runs["on"]] == list(range(30))  # one event per frame, in order

@@ -66,7 +66,8 @@ def test_health_and_readiness_follow_freshness(served):
 def test_metrics_are_prometheus_text(served):
     sink, status, base = served()
     status.snapshot["sources"]["cam0"].update(captured=12, inferred=10, dropped=2, reconnects=1)
-    status.snapshot.update(inferred=10, fps=29.5, model_reloads={"succeeded": 2, "failed": 1, "last_error": "x"})
+    status.snapshot.update(inferred=10, fps=29.5, model_reloads={"succeeded": 2, "failed": 1, "last_error": "x"},
+                           loop={"overlap": False, "batch": 2, "inferences": 6, "frames_per_inference": 1.67})
     status.snapshot["sinks"]["http"]["published"] = 10
     code, headers, body = get(base + "/metrics")
     assert code == 200 and headers["Content-Type"].startswith("text/plain")
@@ -78,6 +79,7 @@ def test_metrics_are_prometheus_text(served):
     assert samples[("edge_source_connected", (("source", "cam0"),))] == 1
     assert samples[("edge_sink_events_published_total", (("sink", "http"),))] == 10
     assert samples[("edge_inferred_total", ())] == 10 and samples[("edge_fps", ())] == 29.5
+    assert samples[("edge_inferences_total", ())] == 6  # batches of two: fewer runs than frames
     assert samples[("edge_model_reloads_total", (("result", "failed"),))] == 1
     assert samples[("edge_latency_seconds", (("quantile", "0.99"), ("stage", "capture_to_result")))] == 0.04
     assert samples[("edge_model_info", (("backend", "onnxruntime"), ("family", "yolo11"), ("path", "tiny.onnx")))] == 1

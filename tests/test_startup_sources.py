@@ -109,7 +109,7 @@ def test_a_camera_down_at_start_comes_up_without_a_restart(tmp_path):
         assert wait_for(lambda: json.loads(get(base + "/healthz")[1])["sources"]["cam"]["reconnects"] >= 1)
         code, body = get(base + "/healthz")
         cam = json.loads(body)["sources"]["cam"]
-        assert set(json.loads(body)["loop"]) == {"overlap", "batch", "frames_per_inference"}  # how frames go through the detector
+        assert set(json.loads(body)["loop"]) == {"overlap", "batch", "inferences", "frames_per_inference"}
         assert code == 200 and cam["state"].startswith("down since ") and "cannot open stream" in cam["error"]
         code, body = get(base + "/readyz")
         reasons = json.loads(body)["reasons"]

@@ -102,6 +102,8 @@ class _StatusCollector:
                 family.add_metric([str(name)], counts.get(key) or 0)
             yield family
         yield CounterMetricFamily("edge_inferred", "Frames inferred, all sources", value=s.get("inferred") or 0)
+        yield CounterMetricFamily("edge_inferences", "Inference runs (a batch counts once); edge_inferred_total / "
+                                  "edge_inferences_total is the batch fill", value=(s.get("loop") or {}).get("inferences") or 0)
         yield GaugeMetricFamily("edge_fps", "Inferred frames per second", value=s.get("fps") or 0.0)
         reloads = CounterMetricFamily("edge_model_reloads", "Model reloads (failed: the old model kept running)",
                                       labels=["result"])

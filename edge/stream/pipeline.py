@@ -338,10 +338,10 @@ class Pipeline:
         return event
 
     def loop(self) -> dict:
-        """How frames go through the detector: overlapped stages or one by one, the most frames per inference and
-        how many one held on average so far (None before the first)."""
+        """How frames go through the detector: overlapped stages or one by one, the most frames per inference,
+        inferences started and how many frames one held on average so far (None before the first)."""
         runs, frames = self._picks
-        return {"overlap": self.overlapped, "batch": self.batch_size,
+        return {"overlap": self.overlapped, "batch": self.batch_size, "inferences": runs,
                 "frames_per_inference": round(frames / runs, 2) if runs else None}
 
     def status(self) -> dict:
