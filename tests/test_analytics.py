@@ -15,7 +15,7 @@ from edge.demo import BUNDLE
 from edge.detections import Detections
 from edge.errors import ConfigError
 from edge.service.config import EX_CONFIG, parse
-from edge.service.server import _StatusCollector
+from edge.service.metrics import StatusCollector
 from edge.settings import TrackingConfig
 from edge.stream.analytics import SourceAnalytics, source_analytics
 from edge.stream.events import SCHEMA_VERSION, load_schema
@@ -151,7 +151,7 @@ def test_metrics_carry_line_zone_and_track_series():
                                     "lines": {"gate": {"in": 4, "out": 1,
                                                        "classes": {"person": {"in": 4, "out": 1}}}}}}}
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_StatusCollector(lambda: status))
+    registry.register(StatusCollector(lambda: status))
     text = generate_latest(registry).decode()
     assert 'edge_line_crossings_total{class="person",direction="in",line="gate",source="cam"} 4.0' in text
     assert 'edge_line_crossings_total{class="person",direction="out",line="gate",source="cam"} 1.0' in text

@@ -69,7 +69,7 @@ def test_a_whole_video_ends_quietly(tmp_path, caplog):
 
 
 def test_skipped_inputs_reach_the_status_and_metrics(tmp_path):
-    from edge.service.server import _StatusCollector
+    from edge.service.metrics import StatusCollector
     from edge.stream.pipeline import Pipeline
 
     from ..stream_helpers import tiny_detector
@@ -81,5 +81,5 @@ def test_skipped_inputs_reach_the_status_and_metrics(tmp_path):
     assert len(list(pipeline)) == 1
     status = pipeline.status()
     assert status["sources"]["pics"]["skipped"] == 2
-    samples = {s.name: s.value for family in _StatusCollector(pipeline.status).collect() for s in family.samples}
+    samples = {s.name: s.value for family in StatusCollector(pipeline.status).collect() for s in family.samples}
     assert samples["edge_source_inputs_skipped_total"] == 2
