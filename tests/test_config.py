@@ -130,6 +130,32 @@ def test_check_config_exit_codes(tmp_path):
     assert started.returncode == 78 and "sinks.mqtt.qos" in started.stderr
 
 
+def test_check_config_loads_the_model_as_edge_run_does(tmp_path):
+    from .stream_helpers import tiny_model
+
+    model = tiny_model(tmp_path / "m.onnx")  # a raw YOLO11 file: only loading it tells its family
+    cases = {  # name: (config, exit code of check-config and edge run, the error line)
+        "family": (with_("model", {"path": model, "family": "damo-yolo"}), 78,
+                   f"model.family: damo-yolo contradicts {model}'s Ultralytics metadata (yolo11); drop model.family"),
+        "damaged": (with_("model.path", str(tmp_path / "bad.onnx")), 1,
+                    f"model.path: {tmp_path / 'bad.onnx'}: onnxruntime cannot load it"),
+        "classes": ({**with_("model.path", model), "sources": [{"uri": "synthetic", "zones": [
+            {"name": "door", "points": [[0, 0], [10, 0], [10, 10]], "classes": ["person"]}]}]}, 78,
+                    "sources[0].zones[0].classes: unknown class 'person'"),
+    }
+    (tmp_path / "bad.onnx").write_bytes(b"\x08\x07garbage" * 100)
+    for name, (data, code, message) in cases.items():
+        config = tmp_path / f"{name}.yaml"
+        config.write_text(yaml.safe_dump(data))
+        result = edge("check-config", config)
+        assert result.returncode == code and result.stderr.startswith(f"edge: error: {config}: {message}"), result.stderr
+        assert len(result.stderr.splitlines()) == 1
+        started = edge("run", "--config", config, "--max-frames", "1")
+        assert started.returncode == code and message.split(": ")[-1] in started.stderr, started.stderr
+    skipped = edge("check-config", "--no-load", tmp_path / "family.yaml")
+    assert skipped.returncode == 0, skipped.stderr
+
+
 def test_run_needs_a_model_and_a_source_or_a_config():
     result = edge("run", "--source", "synthetic")
     assert result.returncode == 2 and "--model and --source are required" in result.stderr

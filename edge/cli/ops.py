@@ -5,7 +5,7 @@ import argparse
 import json
 import logging
 
-from ..errors import ConfigError
+from ..errors import BackendUnavailable, ConfigError, EdgeError, FamilyMismatch
 
 log = logging.getLogger("edge")
 
@@ -14,6 +14,8 @@ def add_ops_parsers(sub) -> None:
     """Register check-config, doctor and health."""
     p = sub.add_parser("check-config", help="validate an `edge run` config file (exit 78 when it is bad)")
     p.add_argument("file", metavar="FILE")
+    p.add_argument("--no-load", action="store_true", help="do not load the model (validate on a machine without "
+                   "the device's inference library)")
     p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser("doctor", help="check this device: libraries, backends, cameras, directories, the model")
@@ -33,18 +35,43 @@ def add_ops_parsers(sub) -> None:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    """Validate the file as `edge run` would (every problem, one a line); secrets are resolved only by `edge run`."""
+    """Validate the file as `edge run` would (every problem, one a line), then load its model as `edge run` does:
+    a raw file's family, a damaged model, a missing inference library, zone/line classes the model lacks. Secrets
+    are resolved only by `edge run`."""
     from ..service.config import EX_CONFIG, read, validate
 
     try:
         config = validate(read(args.file), where=args.file)
+        if not args.no_load:
+            _load_model(config)
     except ConfigError as e:
         for line in str(e).splitlines():
-            log.error("%s", line)
+            log.error("%s", line if line.startswith(f"{args.file}:") else f"{args.file}: {line}")
         return EX_CONFIG
+    except EdgeError as e:  # the model itself (damaged, unsupported, its library missing): 1, as `edge run` exits
+        log.error("%s: model.path: %s", args.file, e)
+        return 1
     print(f"{args.file}: ok (model {config.model.path}; {len(config.sources)} source(s); "
           f"sinks: {', '.join(config.sinks.enabled()) or 'none (edge run prints the events to stdout)'})")
     return 0
+
+
+def _load_model(config) -> None:
+    """Load the config's model and check its areas' classes against it, as `edge run` starts: ConfigError for what
+    the config says wrong, the model's own EdgeError when it does not load."""
+    from ..detector import load_detector
+    from ..stream.analytics import source_analytics
+
+    try:
+        detector = load_detector(config.model, config.thresholds)
+    except FamilyMismatch as e:
+        raise ConfigError(e.text("model.family")) from None
+    except BackendUnavailable as e:
+        raise BackendUnavailable(f"{e} (check-config --no-load validates without it)") from None
+    try:
+        source_analytics(config, detector.names)
+    finally:
+        detector.backend.close()
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
