@@ -68,7 +68,7 @@ class Detector:
     @classmethod
     def load(cls, path: str, *, family: Optional[str] = None, names: Optional[Sequence[str]] = None,
              backend: Optional[str] = None, providers: Optional[Sequence[str]] = None, threads: Optional[int] = None,
-             verify: bool = True, **thresholds) -> "Detector":
+             spin: Optional[bool] = None, verify: bool = True, **thresholds) -> "Detector":
         """Open a bundle directory, a manifest.json, or a raw .onnx/.tflite/.engine file (contract inferred);
         `thresholds`: conf, iou, max_det, multi_label, agnostic, clip, and preset (see __init__).
 
@@ -78,6 +78,7 @@ class Detector:
         path = str(path)
         if not os.path.exists(path):
             raise ModelError(f"{path}: no such file or directory")
+        options = {"providers": providers, "threads": threads, "spin": spin}  # each backend takes those it knows
         if is_bundle(path):
             bundle = read_bundle(path, verify=verify)
             model_path, contract = bundle.model_path, bundle.contract
@@ -87,14 +88,14 @@ class Detector:
                 contract = contract.with_names(names)
             if needs_engine(bundle.manifest) and backend in (None, "tensorrt"):  # backend="onnxruntime" runs the ONNX
                 model_path, backend = find_engine(bundle, verify=verify), "tensorrt"
-            engine = open_backend(model_path, backend, providers=providers, threads=threads)
+            engine = open_backend(model_path, backend, **options)
             if contract.precision in LEGACY_PRECISIONS and engine.precision:
                 contract = replace(contract, precision=engine.precision)
         elif os.path.isdir(path):
             raise ModelError(f"{path}: a directory but not a bundle (no manifest.json)")
         else:
             model_path = path
-            engine = open_backend(model_path, backend, providers=providers, threads=threads)
+            engine = open_backend(model_path, backend, **options)
             contract = infer_contract(model_path, engine, family=family, names=tuple(names) if names else None)
         return cls(engine, contract, model_path=model_path, **thresholds)
 
@@ -262,7 +263,7 @@ def load_detector(model: ModelConfig, thresholds: Optional[ThresholdsConfig] = N
     overrides = {k: getattr(t, k) for k in THRESHOLD_KEYS if getattr(t, k) is not None}
     return Detector.load(os.path.realpath(model.path), family=model.family, backend=model.backend,
                          names=load_names(model.names) if model.names else None, providers=model.providers,
-                         threads=model.threads, agnostic=t.agnostic, preset=preset, **overrides)
+                         threads=model.threads, spin=model.spin, agnostic=t.agnostic, preset=preset, **overrides)
 
 
 def checked_run(detector: Detector, frame: np.ndarray) -> Detections:

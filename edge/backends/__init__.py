@@ -12,7 +12,7 @@ from typing import Optional, Union
 from ..errors import ModelError
 from .base import Backend, TensorInfo
 
-OPTIONS = ("providers", "threads")  # what Detector.load can pass on to a backend
+OPTIONS = ("providers", "threads", "spin")  # what Detector.load can pass on to a backend
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,8 @@ def open_backend(path: str, backend: Optional[str] = None, **options) -> Backend
     return entry.load()(path, **{k: options.get(k) for k in entry.options})
 
 
-register_backend("onnxruntime", (".onnx",), "edge.backends.onnxruntime:OnnxRuntimeBackend", ("providers", "threads"))
+register_backend("onnxruntime", (".onnx",), "edge.backends.onnxruntime:OnnxRuntimeBackend",
+                 ("providers", "threads", "spin"))
 register_backend("tflite", (".tflite",), "edge.backends.tflite:TFLiteBackend", ("threads",))
 register_backend("tensorrt", (".engine", ".plan"), "edge.backends.tensorrt.backend:TensorRTBackend")
 

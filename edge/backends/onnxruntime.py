@@ -29,7 +29,9 @@ class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     releases_gil = True
 
-    def __init__(self, path: str, providers: Optional[Sequence[str]] = None, threads: Optional[int] = None):
+    def __init__(self, path: str, providers: Optional[Sequence[str]] = None, threads: Optional[int] = None,
+                 spin: Optional[bool] = None):
+        """spin: whether the intra-op threads busy-wait for work after a run (None: ORT's default, on)."""
         try:
             import onnxruntime as ort
         except ImportError as e:
@@ -45,6 +47,8 @@ class OnnxRuntimeBackend(Backend):
         options.log_severity_level = 3
         if threads:
             options.intra_op_num_threads = int(threads)
+        if spin is not None:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         try:
             self._session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as e:  # ORT raises several exception types for unreadable models

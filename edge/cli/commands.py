@@ -128,7 +128,7 @@ def cmd_bench(args) -> int:
     model, _ = detector_settings(args, args.parser)
     with family_flag(args.parser):
         result = bench(model.path, images=args.images, runs=args.runs, warmup=args.warmup, family=model.family,
-                       backend=model.backend, threads=model.threads, providers=model.providers)
+                       backend=model.backend, threads=model.threads, providers=model.providers, spin=model.spin)
     if args.json:
         print(json.dumps(result))
         return 0

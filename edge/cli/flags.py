@@ -84,6 +84,7 @@ def model_flags(p: argparse.ArgumentParser, thresholds: bool = True, flag: bool 
     setting(p, "--providers", "model.providers", help="onnxruntime execution providers, comma-separated "
             "(default CPUExecutionProvider)")
     setting(p, "--threads", "model.threads")
+    setting(p, "--spin", "model.spin")
     if thresholds:
         threshold_flags(p)
 

@@ -98,8 +98,11 @@ def cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if hasattr(daemon, "pipeline"):  # unset when a SIGTERM came during the model load
         log.info("%s", thresholds_used(daemon.pipeline.detector, given(args))[1])
         loop = daemon.pipeline.loop()
-        log.info("frame loop: %s, %d frame(s) per inference (--overlap, --batch)",
-                 "overlapped" if loop["overlap"] else "one stage at a time", loop["batch"])
+        spin = daemon.config.run_model().spin
+        spinning = (f", onnxruntime threads spin {'off' if spin is False else 'on'} (--spin)"
+                    if daemon.pipeline.detector.backend.name == "onnxruntime" else "")
+        log.info("frame loop: %s, %d frame(s) per inference (--overlap, --batch)%s",
+                 "overlapped" if loop["overlap"] else "one stage at a time", loop["batch"], spinning)
         if getattr(args, "stdout_sink", False):
             log.info("no sink given (--jsonl, --mqtt, --http, --webhook or the config's sinks): printing the events "
                      "to stdout as JSON lines")

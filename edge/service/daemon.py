@@ -80,7 +80,7 @@ class Daemon:
         self._previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
         try:
             apply_log_level(config, debug)
-            detector = load_detector(config.model, config.thresholds)
+            detector = load_detector(config.run_model(), config.thresholds)
             self.model_key = model_key(config)
             if self._stop_asked:
                 return
@@ -158,7 +158,7 @@ class Daemon:
             if frame is None:
                 raise ModelError("no frame yet to self-test the new model on (no source has delivered); reload "
                                  "again once one does")
-            detector = load_detector(config.model, config.thresholds)
+            detector = load_detector(config.run_model(), config.thresholds)
             self_test(detector, frame.image, found)
             self.pipeline.swap_detector(detector)
             self.model_key = key
