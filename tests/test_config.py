@@ -156,6 +156,24 @@ def test_check_config_loads_the_model_as_edge_run_does(tmp_path):
     assert skipped.returncode == 0, skipped.stderr
 
 
+def test_check_config_reads_a_bundle_from_its_manifest(tmp_path):
+    from edge.demo import BUNDLE
+
+    from .test_tensorrt import trt_bundle
+
+    area = {"name": "door", "points": [[0, 0], [10, 0], [10, 10]], "classes": ["bicycle"]}
+    bad = tmp_path / "classes.yaml"
+    bad.write_text(yaml.safe_dump({**with_("model.path", BUNDLE), "sources": [{"uri": "synthetic", "zones": [area]}]}))
+    result = edge("check-config", bad)
+    assert result.returncode == 78 and "sources[0].zones[0].classes: unknown class 'bicycle'" in result.stderr
+    # A TensorRT bundle's engine is built on the device after the config is in place (Ansible validates the config
+    # before edge-engine-build runs): check-config does not need it.
+    waiting = tmp_path / "trt.yaml"
+    waiting.write_text(yaml.safe_dump(with_("model.path", trt_bundle(tmp_path))))
+    result = edge("check-config", waiting)
+    assert result.returncode == 0, result.stderr
+
+
 def test_run_needs_a_model_and_a_source_or_a_config():
     result = edge("run", "--source", "synthetic")
     assert result.returncode == 2 and "--model and --source are required" in result.stderr

@@ -35,9 +35,9 @@ def add_ops_parsers(sub) -> None:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    """Validate the file as `edge run` would (every problem, one a line), then load its model as `edge run` does:
-    a raw file's family, a damaged model, a missing inference library, zone/line classes the model lacks. Secrets
-    are resolved only by `edge run`."""
+    """Validate the file as `edge run` would (every problem, one a line), then check the model as `edge run` starts
+    it: a raw file's family, a damaged model, a missing inference library, zone/line classes the model lacks.
+    Secrets are resolved only by `edge run`."""
     from ..service.config import EX_CONFIG, read, validate
 
     try:
@@ -57,21 +57,27 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _load_model(config) -> None:
-    """Load the config's model and check its areas' classes against it, as `edge run` starts: ConfigError for what
-    the config says wrong, the model's own EdgeError when it does not load."""
+    """What `edge run` finds when it starts the model: a raw file is loaded (its family, whether it loads at all), a
+    bundle is read from its manifest (its TensorRT engine may not be built yet); then the zone/line classes are
+    checked against the model's. ConfigError for what the config says wrong, the model's EdgeError otherwise."""
+    from ..bundle import is_bundle, read_bundle
     from ..detector import load_detector
+    from ..names import load_names
     from ..stream.analytics import source_analytics
 
-    try:
-        detector = load_detector(config.model, config.thresholds)
-    except FamilyMismatch as e:
-        raise ConfigError(e.text("model.family")) from None
-    except BackendUnavailable as e:
-        raise BackendUnavailable(f"{e} (check-config --no-load validates without it)") from None
-    try:
-        source_analytics(config, detector.names)
-    finally:
+    model = config.model
+    if is_bundle(model.path):
+        names = load_names(model.names) if model.names else read_bundle(model.path, verify=False).contract.names
+    else:
+        try:
+            detector = load_detector(model, config.thresholds)
+        except FamilyMismatch as e:
+            raise ConfigError(e.text("model.family")) from None
+        except BackendUnavailable as e:
+            raise BackendUnavailable(f"{e} (check-config --no-load validates without it)") from None
+        names = detector.names
         detector.backend.close()
+    source_analytics(config, names)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
