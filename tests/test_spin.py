@@ -1,12 +1,18 @@
 """ONNX Runtime's spinning threads: `model.spin` / `--spin` reach the session, and a paced loop turns them off."""
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
+import edge.service.daemon as daemon_module
 from edge import Detector
+from edge.service.config import parse
+from edge.service.daemon import Daemon
 from edge.settings import Config, ModelConfig, PipelineConfig, SourceConfig
 
 from .stream_helpers import tiny_model
@@ -36,7 +42,8 @@ def test_a_paced_loop_does_not_spin_unless_asked(spin, max_fps, loaded):
     assert config.model.spin is spin  # the settings themselves are left as given
 
 
-@pytest.mark.parametrize("flags, said", [((), "spin on"), (("--max-fps", "100"), "spin off"),
+@pytest.mark.parametrize("flags, said", [((), "spin on until the loop turns out to wait for its frames"),
+                                         (("--max-fps", "100"), "spin off"),
                                          (("--max-fps", "100", "--spin"), "spin on")])
 def test_edge_run_says_whether_the_threads_spin(tmp_path, flags, said):
     model = tiny_model(tmp_path / "m.onnx")
@@ -45,3 +52,39 @@ def test_edge_run_says_whether_the_threads_spin(tmp_path, flags, said):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert f"onnxruntime threads {said} (--spin)" in result.stderr
+
+
+def run_until(daemon, frames: int) -> None:
+    """Run the daemon's frame loop until `frames` are inferred."""
+    def stop_when_done():
+        deadline = time.monotonic() + 60
+        while daemon.pipeline.inferred < frames and time.monotonic() < deadline:
+            time.sleep(0.02)
+        daemon.pipeline.stop()
+
+    stopper = threading.Thread(target=stop_when_done)
+    stopper.start()
+    assert daemon.run() == 0
+    stopper.join()
+
+
+@pytest.mark.parametrize("busy_limit, spin_after", [(daemon_module.SPIN_BUSY, "0"), (0.0, None)])
+def test_a_loop_that_waits_for_its_frames_stops_spinning(tmp_path, caplog, monkeypatch, busy_limit, spin_after):
+    monkeypatch.setattr(daemon_module, "SPIN_BUSY", busy_limit)  # 0: no loop counts as waiting
+    config = parse({"model": {"path": tiny_model(tmp_path / "m.onnx")}, "sources": [{"uri": "synthetic:64x48@200"}]})
+    daemon = Daemon(config, lambda: config)
+    first = daemon.pipeline.detector
+    with caplog.at_level(logging.INFO, logger="edge"):
+        run_until(daemon, daemon_module.SPIN_CHECK_FRAMES + 40)  # a 64x48 model at 200 fps: inference ~1 % busy
+    if spin_after is None:
+        assert daemon.pipeline.detector is first and "no longer spin" not in caplog.text
+    else:
+        assert daemon.pipeline.detector is not first and session_spin(daemon.pipeline.detector) == spin_after
+        assert "onnxruntime threads no longer spin between runs" in caplog.text
+    assert daemon.pipeline.status()["model_reloads"]["succeeded"] == 0  # the same model: not a reload
+
+
+def test_a_spin_setting_is_kept():
+    config = parse({"model": {"path": "m.onnx", "spin": True}, "sources": [{"uri": "synthetic"}]})
+    assert config.run_model().spin is True and daemon_module.inference_share(
+        {"fps": 20.0, "loop": {"frames_per_inference": 2.0}, "latency_ms": {"inference": {"p50": 40.0}}}) == 0.4

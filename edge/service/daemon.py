@@ -7,6 +7,9 @@ up and self-tested on the latest real frame (refused when its raw outputs hold N
 where the running model found objects), then swapped in between two frames; a link such as
 models/current that now points elsewhere counts as a change) and logging.level. Sources, pipeline and sinks
 need a restart: a reload logs which of them changed and keeps the running ones.
+
+ONNX Runtime's threads spin between runs unless model.spin or max_fps says otherwise; a loop that turns out to wait
+for its frames gets the same model without spinning, swapped in the same way (SPIN_CHECK_FRAMES below).
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import logging
 import os
 import signal
 import threading
+from dataclasses import replace
 from typing import Callable, Optional
 
 import numpy as np
@@ -60,6 +64,18 @@ def apply_log_level(config: Config, debug: bool) -> None:
 
 
 RESTART_SECTIONS = ("sources", "pipeline", "sinks", "tracking", "media")
+# model.spin unset and not paced by max_fps: after this many frames, if the inference ran less than SPIN_BUSY of the
+# time, the loop waits for its frames (a camera slower than the model) and ONNX Runtime's spinning threads only burn
+# CPU (3.4x per frame for the demo model at 5 fps, README "Benchmarks"), so the model is reloaded without spinning.
+SPIN_CHECK_FRAMES = 100
+SPIN_BUSY = 0.5
+
+
+def inference_share(status: dict) -> float:
+    """The share of the time the backend was running: inferences per second x the inference p50."""
+    loop, inference = status["loop"], status["latency_ms"].get("inference") or {}
+    runs_per_s = status["fps"] / (loop.get("frames_per_inference") or 1)
+    return runs_per_s * (inference.get("p50") or 0.0) / 1e3
 
 
 class Daemon:
@@ -82,6 +98,8 @@ class Daemon:
             apply_log_level(config, debug)
             detector = load_detector(config.run_model(), config.thresholds)
             self.model_key = model_key(config)
+            self._running_model = (config.run_model(), config.thresholds)
+            self._spin_check_at = self._spin_check(detector, 0)
             if self._stop_asked:
                 return
             sinks = open_sinks(config.sinks)
@@ -133,12 +151,42 @@ class Daemon:
         self.notifier.tick(self.pipeline.status)
         if self._reload is not None and not self._reload.is_alive():
             self._reload = None
-            self.notifier.reloaded(self._outcome)
-        if self._hup.is_set() and self._reload is None:
+            if self._outcome:  # a SIGHUP reload, not the spin decision
+                self.notifier.reloaded(self._outcome)
+        if self._reload is not None:
+            return
+        if self._hup.is_set():
             self._hup.clear()
             self.notifier.reloading()
             self._reload = threading.Thread(target=self._reload_model, name="edge-reload", daemon=True)
             self._reload.start()
+        elif self._spin_check_at is not None and self.pipeline.inferred >= self._spin_check_at:
+            self._spin_check_at = None
+            busy = inference_share(self.pipeline.status())
+            if busy < SPIN_BUSY:
+                self._outcome = ""
+                self._reload = threading.Thread(target=self._stop_spinning, args=(busy,), name="edge-spin", daemon=True)
+                self._reload.start()
+
+    def _spin_check(self, detector, inferred: int) -> Optional[int]:
+        """The frame count at which to decide whether the inference threads should spin; None: nothing to decide
+        (model.spin set, max_fps pacing, or a backend without spinning threads)."""
+        spin = self._running_model[0].spin
+        return inferred + SPIN_CHECK_FRAMES if spin is None and detector.backend.name == "onnxruntime" else None
+
+    def _stop_spinning(self, busy: float) -> None:
+        """Reload the running model with its inference threads not spinning between runs, and swap it in."""
+        model, thresholds = self._running_model
+        try:
+            detector = load_detector(replace(model, spin=False), thresholds)
+            frame, found = self._reference
+            if frame is not None:
+                self_test(detector, frame.image, found)
+            self.pipeline.swap_detector(detector, reload=False)
+            log.info("the inference ran %.0f%% of the time (the loop waits for its frames): onnxruntime threads no "
+                     "longer spin between runs, saving CPU (model.spin decides)", busy * 100)
+        except Exception as e:
+            log.warning("onnxruntime threads keep spinning between runs: their reload failed: %s", e)
 
     def _reload_model(self) -> None:
         """Re-read the settings; load, warm up and self-test a changed model beside the running one, then swap it."""
@@ -162,6 +210,8 @@ class Daemon:
             self_test(detector, frame.image, found)
             self.pipeline.swap_detector(detector)
             self.model_key = key
+            self._running_model = (config.run_model(), config.thresholds)
+            self._spin_check_at = self._spin_check(detector, self.pipeline.inferred)
             log.info("reload: now running %s (conf %s, iou %s, max_det %s, multi_label %s)", detector.model_path,
                      detector.conf, detector.iou, detector.max_det, "on" if detector.multi_label else "off")
             self._outcome = f"reloaded; model {os.path.basename(detector.model_path)}"

@@ -124,7 +124,7 @@ class Pipeline:
         self._running = False
         self._loop_thread: Optional[int] = None
         self._opened: list = []
-        self._swaps: deque = deque(maxlen=1)  # (detector, identity) to run from the next frame on
+        self._swaps: deque = deque(maxlen=1)  # (detector, identity, counted as a reload) to run from the next frame on
         self.last_frame: Optional[Frame] = None
         self.reloads: dict = {"succeeded": 0, "failed": 0, "last_error": None}
 
@@ -224,9 +224,10 @@ class Pipeline:
         elif threading.get_ident() != self._loop_thread:
             self._closed.wait(timeout + 1.0)
 
-    def swap_detector(self, detector) -> None:
-        """Run `detector` from the next frame on (any thread; the frame in flight finishes on the current one)."""
-        self._swaps.append((detector, model_identity(detector)))
+    def swap_detector(self, detector, reload: bool = True) -> None:
+        """Run `detector` from the next frame on (any thread; the frame in flight finishes on the current one);
+        `reload`: count it in model_reloads (False: the same model with other engine settings)."""
+        self._swaps.append((detector, model_identity(detector), reload))
 
     def reload_failed(self, error: str) -> None:
         """Count a model reload that was refused (the running detector stays)."""
@@ -238,8 +239,8 @@ class Pipeline:
         turn, at most the batch size (and `room`) of them, at least one; None after `idle` seconds without any;
         _END when stopping or every source has ended. A pending model swap takes effect here."""
         if self._swaps:
-            self.detector, self.model = self._swaps.popleft()
-            self.reloads["succeeded"] += 1
+            self.detector, self.model, reload = self._swaps.popleft()
+            self.reloads["succeeded"] += reload
             self.batch_size = use_batch(self.batch_mode, self.detector, len(self.sources))
         limit = self.batch_size if room is None else max(1, min(self.batch_size, room))
         deadline = None if idle is None else time.monotonic() + idle
