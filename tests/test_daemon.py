@@ -167,7 +167,8 @@ def test_the_watchdog_follows_the_frame_loop_not_the_cameras(tmp_path, monkeypat
     monkeypatch.delenv("WATCHDOG_PID", raising=False)
     source = GatedSource()
     monkeypatch.setattr(edge.service.daemon, "open_source", lambda uri, **options: source)
-    config = parse({"model": {"path": tiny_model(tmp_path / "m.onnx")}, "sources": [{"uri": "gated"}]})
+    # spin set: the daemon's own swap to a non-spinning model (a loop waiting for frames) would replace the wrapper
+    config = parse({"model": {"path": tiny_model(tmp_path / "m.onnx"), "spin": True}, "sources": [{"uri": "gated"}]})
     daemon = Daemon(config, lambda: config)
     hanging = HangingDetector(daemon.pipeline.detector)
     daemon.pipeline.swap_detector(hanging)
