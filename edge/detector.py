@@ -53,11 +53,12 @@ class Detector:
         self._batches = [BatchPreprocessor(spec, self.fixed_batch or 1)]  # one per slot (overlapped pipelines use 2)
         self._format = decode_format(contract.decode.format)
         self._dequantizers = tuple(Dequantize(o.quant_scale, o.quant_zero_point) for o in backend.outputs)
-        integer = [d.scale for d, o in zip(self._dequantizers, backend.outputs)
-                   if d.scale and o.dtype in ("int8", "uint8", "int16")]
-        # A format that selects on integers takes them as they are (positive scales keep their order); any other
-        # gets whole outputs dequantized first.
-        self._dequantize_whole = bool(integer) and not (self._format.quantized and min(integer) > 0)
+        integer = [(d.scale, kind) for d, o in zip(self._dequantizers, backend.outputs)
+                   if d.scale and (kind := _integer_kind(o.dtype))]
+        # A format that selects on integers takes 8/16-bit ones as they are (positive scales keep their order, and
+        # the threshold is found in a table of every value); anything else gets whole outputs dequantized first.
+        self._dequantize_whole = bool(integer) and not (
+            self._format.quantized and all(scale > 0 and kind.itemsize <= 2 for scale, kind in integer))
         dtypes = {o.dtype for o in backend.outputs}
         best_dtype = dtypes.pop() if len(dtypes) == 1 and not self._dequantize_whole else "float32"
         self._best_scores = np.empty(max(0, *backend.outputs[0].shape[1:]), best_dtype)
@@ -225,6 +226,15 @@ class Detector:
         detector = Detector(self.backend, self.contract, model_path=self.model_path, **settings)
         detector.thresholds_from = {k: "given" if k in thresholds else v for k, v in self.thresholds_from.items()}
         return detector
+
+
+def _integer_kind(name: str) -> Optional[np.dtype]:
+    """The numpy dtype of an integer tensor type name; None for floats and names numpy does not know."""
+    try:
+        kind = np.dtype(name)
+    except TypeError:
+        return None
+    return kind if kind.kind in "iu" else None
 
 
 def _check_contract(backend: Backend, contract: Contract, where: str) -> None:

@@ -27,11 +27,11 @@ class FrameTransform:
 
     def boxes_to_frame(self, xyxy: np.ndarray, clip: bool = True) -> np.ndarray:
         """Map (N, 4) input-pixel boxes back to frame pixels, in place, optionally clipped to the frame."""
-        # (x, y, x, y) rows in float32: the same float32 arithmetic as column by column (x -= pad_x, x /= gain_x, ...).
-        xyxy -= np.array((self.pad_x, self.pad_y) * 2, np.float32)
-        xyxy /= np.array((self.gain_x, self.gain_y) * 2, np.float32)
+        # (x, y, x, y) rows in the boxes' dtype: the same arithmetic as column by column (x -= pad_x, x /= gain_x, ...).
+        xyxy -= np.array((self.pad_x, self.pad_y) * 2, xyxy.dtype)
+        xyxy /= np.array((self.gain_x, self.gain_y) * 2, xyxy.dtype)
         if clip:
-            np.clip(xyxy, 0, np.array((self.frame_width, self.frame_height) * 2, np.float32), out=xyxy)
+            np.clip(xyxy, 0, np.array((self.frame_width, self.frame_height) * 2, xyxy.dtype), out=xyxy)
         return xyxy
 
 

@@ -1,5 +1,6 @@
 """The daemon config: typed validation with key-path errors, the committed schema, secrets, check-config's exit 78."""
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -166,6 +167,13 @@ def test_check_config_reads_a_bundle_from_its_manifest(tmp_path):
     bad.write_text(yaml.safe_dump({**with_("model.path", BUNDLE), "sources": [{"uri": "synthetic", "zones": [area]}]}))
     result = edge("check-config", bad)
     assert result.returncode == 78 and "sources[0].zones[0].classes: unknown class 'bicycle'" in result.stderr
+    damaged = tmp_path / "damaged"
+    shutil.copytree(BUNDLE, damaged)
+    model = next(damaged.glob("*.onnx"))
+    model.write_bytes(model.read_bytes() + b"\0")
+    bad.write_text(yaml.safe_dump(with_("model.path", str(damaged))))
+    result = edge("check-config", bad)
+    assert result.returncode == 1 and "sha256" in result.stderr, result.stderr  # as edge run refuses it
     # A TensorRT bundle's engine is built on the device after the config is in place (Ansible validates the config
     # before edge-engine-build runs): check-config does not need it.
     waiting = tmp_path / "trt.yaml"

@@ -92,3 +92,14 @@ def test_a_scale_that_is_not_positive_falls_back_to_whole_dequantization(scale):
     boxes, scores, _ = detector.candidates([q])
     real = Dequantize(scale, 3).whole(q) if scale else q.astype(np.float32)
     assert len(scores) == int(((real[0, 4:].max(axis=0)) > 0.1).sum())
+
+
+@pytest.mark.parametrize("dtype", ["int32", "uint16"])
+def test_wider_integers_are_dequantized_whole(dtype):
+    rng = np.random.default_rng(3)
+    q = rng.integers(0, 200, (1, 4 + len(NAMES), 84)).astype(dtype)
+    quantized = Detector(ArrayBackend([q], [(0.005, 7)]), single_contract(), conf=0.3)
+    reference = Detector(ArrayBackend([Dequantize(0.005, 7).whole(q).copy()], [(None, 0)]), single_contract(), conf=0.3)
+    assert quantized._dequantize_whole == (dtype == "int32")  # int32: no table of every value to search
+    frame = np.zeros((64, 64, 3), np.uint8)
+    same(quantized(frame), reference(frame))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -88,3 +89,32 @@ def test_a_spin_setting_is_kept():
     config = parse({"model": {"path": "m.onnx", "spin": True}, "sources": [{"uri": "synthetic"}]})
     assert config.run_model().spin is True and daemon_module.inference_share(
         {"fps": 20.0, "loop": {"frames_per_inference": 2.0}, "latency_ms": {"inference": {"p50": 40.0}}}) == 0.4
+
+
+@pytest.mark.parametrize("change", ["relinked", "rewritten"])
+def test_the_spin_swap_reloads_the_file_that_is_running(tmp_path, caplog, change):
+    first, other = tiny_model(tmp_path / "a.onnx"), tiny_model(tmp_path / "b.onnx")
+    link = tmp_path / "current.onnx"
+    link.symlink_to(first)
+    config = parse({"model": {"path": str(link)}, "sources": [{"uri": "synthetic:64x48@200"}]})
+    daemon = Daemon(config, lambda: config)
+
+    def change_model():  # what `edge models install` without --reload, or a copy over the file, does meanwhile
+        while daemon.pipeline.inferred < 20:
+            time.sleep(0.01)
+        if change == "relinked":
+            (tmp_path / "next.onnx").symlink_to(other)
+            os.replace(tmp_path / "next.onnx", link)
+        else:
+            os.utime(first, ns=(0, 0))
+
+    changer = threading.Thread(target=change_model)
+    changer.start()
+    with caplog.at_level(logging.INFO, logger="edge"):
+        run_until(daemon, daemon_module.SPIN_CHECK_FRAMES + 40)
+    changer.join()
+    if change == "relinked":  # the same file as before, without spinning; the new one waits for a reload
+        assert daemon.pipeline.detector.model_path == os.path.realpath(first)
+        assert session_spin(daemon.pipeline.detector) == "0"
+    else:
+        assert "keep spinning between runs: their reload failed" in caplog.text and "changed since it was loaded" in caplog.text

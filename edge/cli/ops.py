@@ -67,7 +67,8 @@ def _load_model(config) -> None:
 
     model = config.model
     if is_bundle(model.path):
-        names = load_names(model.names) if model.names else read_bundle(model.path, verify=False).contract.names
+        bundle = read_bundle(model.path)  # its checksum too, as edge run checks it
+        names = load_names(model.names) if model.names else bundle.contract.names
     else:
         try:
             detector = load_detector(model, config.thresholds)

@@ -38,11 +38,15 @@ log = logging.getLogger("edge")
 def model_key(config: Config) -> tuple:
     """What identifies the loaded model: its resolved path, the file's modification time and the model settings."""
     path = os.path.realpath(config.model.path)
+    return (path, _stamp(path), config.model, config.thresholds)
+
+
+def _stamp(path: str) -> Optional[int]:
+    """Modification time of a model file or of a bundle's manifest (None when it is gone)."""
     try:
-        stamp = os.stat(os.path.join(path, "manifest.json") if os.path.isdir(path) else path).st_mtime_ns
+        return os.stat(os.path.join(path, "manifest.json") if os.path.isdir(path) else path).st_mtime_ns
     except OSError:
-        stamp = None
-    return (path, stamp, config.model, config.thresholds)
+        return None
 
 
 def self_test(detector, image: np.ndarray, running_found: int = 0) -> None:
@@ -98,8 +102,7 @@ class Daemon:
             apply_log_level(config, debug)
             detector = load_detector(config.run_model(), config.thresholds)
             self.model_key = model_key(config)
-            self._running_model = (config.run_model(), config.thresholds)
-            self._spin_check_at = self._spin_check(detector, 0)
+            self._spin_check_at = self._loaded(config, detector, 0)
             if self._stop_asked:
                 return
             sinks = open_sinks(config.sinks)
@@ -168,16 +171,24 @@ class Daemon:
                 self._reload = threading.Thread(target=self._stop_spinning, args=(busy,), name="edge-spin", daemon=True)
                 self._reload.start()
 
-    def _spin_check(self, detector, inferred: int) -> Optional[int]:
-        """The frame count at which to decide whether the inference threads should spin; None: nothing to decide
-        (model.spin set, max_fps pacing, or a backend without spinning threads)."""
-        spin = self._running_model[0].spin
-        return inferred + SPIN_CHECK_FRAMES if spin is None and detector.backend.name == "onnxruntime" else None
+    def _loaded(self, config: Config, detector, inferred: int) -> Optional[int]:
+        """Remember what the running detector was loaded from (the file itself, not where a link points later; the
+        pipeline settings running, which a reload does not change); returns the frame count at which to decide
+        whether its threads should spin, None when there is nothing to decide (model.spin set, max_fps pacing, a
+        backend without a CPU thread pool that spins)."""
+        model = replace(config, pipeline=self.config.pipeline).run_model()
+        path = os.path.realpath(model.path)
+        self._running_model = (replace(model, path=path), config.thresholds, _stamp(path))
+        spins = (model.spin is None and model.threads != 1 and detector.backend.name == "onnxruntime"
+                 and not detector.backend.accelerated)
+        return inferred + SPIN_CHECK_FRAMES if spins else None
 
     def _stop_spinning(self, busy: float) -> None:
         """Reload the running model with its inference threads not spinning between runs, and swap it in."""
-        model, thresholds = self._running_model
+        model, thresholds, stamp = self._running_model
         try:
+            if _stamp(model.path) != stamp:
+                raise ModelError(f"{model.path} changed since it was loaded (a reload picks the new one up)")
             detector = load_detector(replace(model, spin=False), thresholds)
             frame, found = self._reference
             if frame is not None:
@@ -206,12 +217,11 @@ class Daemon:
             if frame is None:
                 raise ModelError("no frame yet to self-test the new model on (no source has delivered); reload "
                                  "again once one does")
-            detector = load_detector(config.run_model(), config.thresholds)
+            detector = load_detector(replace(config, pipeline=self.config.pipeline).run_model(), config.thresholds)
             self_test(detector, frame.image, found)
             self.pipeline.swap_detector(detector)
             self.model_key = key
-            self._running_model = (config.run_model(), config.thresholds)
-            self._spin_check_at = self._spin_check(detector, self.pipeline.inferred)
+            self._spin_check_at = self._loaded(config, detector, self.pipeline.inferred)
             log.info("reload: now running %s (conf %s, iou %s, max_det %s, multi_label %s)", detector.model_path,
                      detector.conf, detector.iou, detector.max_det, "on" if detector.multi_label else "off")
             self._outcome = f"reloaded; model {os.path.basename(detector.model_path)}"
