@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from .contract import InputSpec
+from .errors import ContractError
 
 
 @dataclass(frozen=True)
@@ -53,13 +54,15 @@ def _value_table(spec: InputSpec) -> np.ndarray:
     Applied with cv2.LUT straight into the tensor, so colour order, layout, scaling and quantization cost one pass.
     """
     pixels = np.arange(256, dtype=np.float32)
+    if spec.dtype == "uint8" and not spec.quant_scale:  # a plain uint8 input takes pixels as they are (the model
+        return pixels.astype(np.uint8)  # scales them itself: DeepStream-style normalization in the graph)
     if spec.pixel_scale == 1.0:
         real = pixels
     else:  # divide in float32 like `im /= 255`, so values are bit-identical to the reference
         real = pixels / np.float32(round(1.0 / spec.pixel_scale))
     if spec.dtype in ("uint8", "int8"):
         if not spec.quant_scale:
-            raise ValueError(f"integer input {spec.name!r} needs a quantization scale")
+            raise ContractError(f"int8 input {spec.name!r} has no quantization scale: cannot tell what its values mean")
         info = np.iinfo(spec.dtype)
         q = np.round(real / np.float32(spec.quant_scale)) + spec.quant_zero_point
         return np.clip(q, info.min, info.max).astype(spec.dtype)
@@ -82,6 +85,7 @@ class Preprocessor:
             exact_resize = os.environ.get("EDGE_EXACT_RESIZE") == "1"
         self._interpolation = cv2.INTER_LINEAR_EXACT if exact_resize else cv2.INTER_LINEAR
         self._table = _value_table(spec)
+        self._identity = self._table.dtype == np.uint8 and bool((self._table == np.arange(256)).all())
         shape = (1, 3, spec.height, spec.width) if spec.layout == "NCHW" else (1, spec.height, spec.width, 3)
         if tensor is not None and (tensor.shape != shape or tensor.dtype != self._table.dtype):
             raise ValueError(f"tensor {tensor.dtype} {tensor.shape} is not the {self._table.dtype} {shape} input")
@@ -121,9 +125,16 @@ class Preprocessor:
             for c, src in enumerate(order):
                 cv2.LUT(planes[src], self._table, dst=self.tensor[0, c, top:top + new_h, left:left + new_w])
         else:
-            if spec.color == "RGB":
-                resized = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB, dst=self._planes)
-            cv2.LUT(resized, self._table, dst=self.tensor[0, top:top + new_h, left:left + new_w, :])
+            region = self.tensor[0, top:top + new_h, left:left + new_w, :]
+            if self._identity:  # pixels as they are: the colour conversion (or a copy) writes the tensor itself
+                if spec.color == "RGB":
+                    cv2.cvtColor(resized, cv2.COLOR_BGR2RGB, dst=region)
+                else:
+                    np.copyto(region, resized)
+            else:
+                if spec.color == "RGB":
+                    resized = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB, dst=self._planes)
+                cv2.LUT(resized, self._table, dst=region)
         return self.tensor, FrameTransform(gain_x, gain_y, left, top, w0, h0)
 
     def _reset_canvas(self, new_w: int, new_h: int, left: int, top: int) -> None:

@@ -117,3 +117,24 @@ def test_letterbox_geometry_rounding_sends_odd_pixel_to_bottom_right():
     new_w, new_h, left, top, gain = letterbox_geometry((461, 614), (640, 640))
     assert (new_w, new_h) == (640, 481) and top == 79 and 640 - new_h - top == 80
     assert math.isclose(gain, 640 / 614)
+
+
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+def test_plain_uint8_input_takes_the_pixels_the_float_input_divides(layout):
+    """A uint8 input without quantization is a model that normalizes in its graph: the same letterboxed RGB pixels
+    the float input gets divided by 255 (the padding included), over several frame geometries."""
+    as_pixels = Preprocessor(family_input("yolo11", "images", 96, 128, layout, "uint8"))
+    as_floats = Preprocessor(family_input("yolo11", "images", 96, 128, layout, "float32"))
+    rng = np.random.default_rng(4)
+    for shape in [(48, 64, 3), (96, 50, 3), (200, 128, 3), (48, 64, 3)]:
+        frame = rng.integers(0, 256, shape, dtype=np.uint8)
+        (pixels, t1), (floats, t2) = as_pixels(frame), as_floats(frame)
+        assert pixels.dtype == np.uint8 and t1 == t2
+        np.testing.assert_array_equal(pixels, np.round(floats * 255).astype(np.uint8))
+
+
+def test_int8_input_without_a_scale_is_one_clear_error():
+    from edge.errors import ContractError
+
+    with pytest.raises(ContractError, match="int8 input 'images' has no quantization scale"):
+        Preprocessor(family_input("yolo11", "images", 64, 64, "NHWC", "int8"))
