@@ -98,9 +98,8 @@ def cmd_run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if hasattr(daemon, "pipeline"):  # unset when a SIGTERM came during the model load
         log.info("%s", thresholds_used(daemon.pipeline.detector, given(args))[1])
         loop = daemon.pipeline.loop()
-        spin = daemon.config.run_model().spin
-        said = {True: "on", False: "off", None: "on until the loop turns out to wait for its frames"}[spin]
-        spinning = f", onnxruntime threads spin {said} (--spin)" if daemon.pipeline.detector.backend.name == "onnxruntime" else ""
+        said = daemon.spinning()
+        spinning = f", onnxruntime threads spin {said} (--spin)" if said else ""
         log.info("frame loop: %s, %d frame(s) per inference (--overlap, --batch)%s",
                  "overlapped" if loop["overlap"] else "one stage at a time", loop["batch"], spinning)
         if getattr(args, "stdout_sink", False):

@@ -23,23 +23,19 @@ class Dequantize:
         """Whether `q` holds integers to scale (False for float outputs)."""
         return bool(self.scale) and q.dtype.kind in "iu"
 
-    def __call__(self, q: np.ndarray) -> np.ndarray:
-        """Real values of `q` (any slice) as a new float32 array; `q` itself when it is not quantized."""
+    def __call__(self, q: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+        """Real values of `q` (any slice) as float32, into `out` or a new array; `q` itself when not quantized."""
         if not self.applies(q):
             return q
-        real = np.subtract(q, self.zero_point, dtype=np.float32)
+        real = np.subtract(q, self.zero_point, out=out, dtype=np.float32)
         real *= np.float32(self.scale)
         return real
 
     def whole(self, q: np.ndarray) -> np.ndarray:
         """Real values of a whole output into a buffer reused across frames (overwritten by the next call)."""
-        if not self.applies(q):
-            return q
-        if self._buffer is None or self._buffer.shape != q.shape:
+        if self.applies(q) and (self._buffer is None or self._buffer.shape != q.shape):
             self._buffer = np.empty(q.shape, np.float32)
-        np.subtract(q, self.zero_point, out=self._buffer, dtype=np.float32)
-        self._buffer *= np.float32(self.scale)
-        return self._buffer
+        return self(q, out=self._buffer)
 
     def lowest_above(self, threshold: float, dtype: np.dtype) -> Optional[int]:
         """The smallest integer of `dtype` whose real value is > threshold (None when none is).

@@ -171,6 +171,14 @@ class Daemon:
                 self._reload = threading.Thread(target=self._stop_spinning, args=(busy,), name="edge-spin", daemon=True)
                 self._reload.start()
 
+    def spinning(self) -> str:
+        """How the running ONNX Runtime session's threads spin, for the start-up log ('' for other backends)."""
+        if self.pipeline.detector.backend.name != "onnxruntime":
+            return ""
+        if self._spin_check_at is not None:
+            return "on until the loop turns out to wait for its frames"
+        return "off" if self._running_model[0].spin is False else "on"
+
     def _loaded(self, config: Config, detector, inferred: int) -> Optional[int]:
         """Remember what the running detector was loaded from (the file itself, not where a link points later; the
         pipeline settings running, which a reload does not change); returns the frame count at which to decide
